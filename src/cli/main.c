@@ -1,0 +1,41 @@
+/* backprop: dispatch to a subcommand. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: backprop COMMAND [OPTIONS]\n"
+          "\n"
+          "commands:\n"
+          "  train       train a softmax regression or MLP on MNIST-style data\n"
+          "  gradcheck   compare every gradient with central finite differences\n"
+          "\n"
+          "'backprop COMMAND --help' describes a command's options.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("backprop %s\n", BP_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "gradcheck") == 0)
+        return cmd_gradcheck(argc - 1, argv + 1);
+    fprintf(stderr, "backprop: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

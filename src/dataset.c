@@ -1,0 +1,123 @@
+/* In-memory datasets: uint8 pixels as in the file (47 MB for MNIST's training set, a quarter of
+ * its float form), converted to float in [0,1] one batch at a time; seeded shuffling. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int bp_dataset_load(bp_dataset **out, const char *images_path, const char *labels_path,
+                    uint32_t classes, bp_error *err)
+{
+    *out = NULL;
+    bp_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return bp_fail(err, BP_ERR_NOMEM, "out of memory");
+    uint32_t nl = 0;
+    int st = bp_idx_read_images(images_path, &ds->pixels, &ds->n, &ds->rows, &ds->cols, err);
+    if (st)
+        goto error;
+    st = bp_idx_read_labels(labels_path, &ds->labels, &nl, err);
+    if (st)
+        goto error;
+    st = BP_ERR_FORMAT;
+    if (nl != ds->n) {
+        bp_fail(err, st, "%s: %u labels, but %s has %u images", labels_path, nl, images_path,
+                ds->n);
+        goto error;
+    }
+    if ((uint64_t)ds->rows * ds->cols > (1u << 24)) {
+        bp_fail(err, st, "%s: images of %ux%u pixels are too large", images_path, ds->rows,
+                ds->cols);
+        goto error;
+    }
+    for (uint32_t i = 0; i < nl; i++)
+        if (ds->labels[i] >= classes) {
+            bp_fail(err, st, "%s: label %u at index %u is not below %u classes", labels_path,
+                    ds->labels[i], i, classes);
+            goto error;
+        }
+    ds->dim = ds->rows * ds->cols;
+    ds->classes = classes;
+    *out = ds;
+    return BP_OK;
+error:
+    bp_dataset_free(ds);
+    return st;
+}
+
+void bp_dataset_free(bp_dataset *ds)
+{
+    if (!ds)
+        return;
+    free(ds->pixels);
+    free(ds->labels);
+    free(ds);
+}
+
+/* dir/NAME if it exists, else dir/NAME.gz if that exists. */
+static int find_file(char *buf, size_t len, const char *dir, const char *name, bp_error *err)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n + 4 > len)
+        return bp_fail(err, BP_ERR_ARG, "%s: path too long", dir);
+    if (access(buf, F_OK) == 0)
+        return BP_OK;
+    snprintf(buf, len, "%s/%s.gz", dir, name);
+    if (access(buf, F_OK) == 0)
+        return BP_OK;
+    snprintf(buf, len, "%s/%s", dir, name);
+    return bp_fail(err, BP_ERR_IO, "%s: not found (nor %s.gz); data/fetch.sh downloads MNIST",
+                   buf, name);
+}
+
+int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test, bp_error *err)
+{
+    static const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    char path[4][4096];
+    *train = *test = NULL;
+    for (int i = 0; i < 4; i++) {
+        int st = find_file(path[i], sizeof path[i], dir, names[i], err);
+        if (st)
+            return st;
+    }
+    int st = bp_dataset_load(train, path[0], path[1], BP_CLASSES, err);
+    if (!st)
+        st = bp_dataset_load(test, path[2], path[3], BP_CLASSES, err);
+    if (!st && ((*test)->rows != (*train)->rows || (*test)->cols != (*train)->cols))
+        st = bp_fail(err, BP_ERR_FORMAT, "%s: images are %ux%u, but the training images are %ux%u",
+                     path[2], (*test)->rows, (*test)->cols, (*train)->rows, (*train)->cols);
+    if (st) {
+        bp_dataset_free(*train);
+        bp_dataset_free(*test);
+        *train = *test = NULL;
+    }
+    return st;
+}
+
+void bp_dataset_gather(const bp_dataset *ds, const uint32_t *idx, uint32_t first, int B,
+                       float *X, uint8_t *labels_out)
+{
+    const float scale = 1.0f / 255.0f;
+    size_t D = ds->dim;
+    for (int r = 0; r < B; r++) {
+        uint32_t s = idx ? idx[r] : first + (uint32_t)r;
+        const uint8_t *src = ds->pixels + (size_t)s * D;
+        float *dst = X + (size_t)r * D;
+        for (size_t i = 0; i < D; i++)
+            dst[i] = (float)src[i] * scale;
+        if (labels_out)
+            labels_out[r] = ds->labels[s];
+    }
+}
+
+void bp_shuffle(uint32_t *perm, uint32_t n, bp_rng *rng)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = bp_rng_below(rng, i);
+        uint32_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+}

@@ -1,0 +1,66 @@
+/* Internal interfaces: the layer pairs (forward/backward), the BLAS wrapper and the scratch
+ * layout. Shapes are row-major with one sample per row; capitals name dimensions:
+ * B batch, I layer input width, O layer output width, C classes. */
+#ifndef BP_INTERNAL_H
+#define BP_INTERNAL_H
+
+#include "backprop.h"
+
+#include <stdarg.h>
+
+/* status.c: write a one-line message into err (may be NULL) and return status. */
+int bp_fail(bp_error *err, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* gemm.c — the only place that includes cblas.h. Row-major
+ * C[M,N] = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_X is non-zero. */
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *Bm, int ldb, float beta, float *C, int ldc);
+
+/* linear.c */
+void linear_forward(float *V, const float *X, const float *W, const float *b, int B, int I, int O);
+void linear_backward(float *dX, float *dW, float *db, const float *dV, const float *X,
+                     const float *W, int B, int I, int O);
+
+/* activation.c: A = act(Z) elementwise (A may alias Z); dZ = dA ⊙ act'(Z), where act' is
+ * written through the output A (dZ may alias dA). */
+void act_forward(float *A, const float *Z, size_t n, bp_act act);
+void act_backward(float *dZ, const float *dA, const float *A, size_t n, bp_act act);
+/* One sample's derivative act'(z) expressed through a = act(z). */
+float act_derivative(float a, bp_act act);
+float act_apply(float z, bp_act act);
+
+/* softmax_xent.c */
+void softmax_xent_forward(float *Y, const float *V, const uint8_t *labels, int B, int C,
+                          double *loss_sum, int *correct);
+void softmax_xent_backward(float *dV, const float *Y, const uint8_t *labels, int B, int C);
+void xent_backward_dy(float *dY, const float *Y, const uint8_t *labels, int B, int C);
+void softmax_jacobian(float *J, const float *y, int C);
+void softmax_backward_jacobian(float *dV, const float *dY, const float *Y, float *J, int B, int C);
+
+/* The scratch of one model at one maximum batch size. */
+struct bp_work {
+    int max_batch;
+    int max_width;              /* largest of sizes[1..L] */
+    float *H[BP_MAX_LAYERS];    /* H[l], l = 1..L-1: hidden activations [B, sizes[l]] */
+    float *V;                   /* logits [B, C] */
+    float *Y;                   /* probabilities [B, C] */
+    float *D[2];                /* ping-pong gradient buffers [B, max_width] */
+    float *J;                   /* one sample's softmax Jacobian [C, C] */
+    float *X;                   /* an input batch [B, sizes[0]] for evaluation and training */
+    uint8_t *labels;            /* [B] */
+    float *na, *nd;             /* naive: per-sample activations (all layers) and two gradients */
+    void *mem;
+};
+
+/* model.c: the batched forward through every layer; leaves logits in w->V. */
+void model_forward(const bp_model *m, bp_work *w, const float *X, int B);
+
+/* naive.c: the seminar's per-sample loops, same contract as bp_step_grad. */
+void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
+                double *loss_sum, int *correct, float *dX);
+
+#endif

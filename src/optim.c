@@ -1,0 +1,124 @@
+/* Optimizers as single loops over the flat parameter block; their state (velocity, moments)
+ * lives in flat blocks of the same layout. With g the mean gradient and λ the weight decay:
+ *   sgd:       p ← p − η(g + λp)
+ *   momentum:  v ← μv + (g + λp);  p ← p − ηv
+ *   nesterov:  v ← μv + (g + λp);  p ← p − η((g + λp) + μv)     (look-ahead form)
+ *   adam(W):   m ← β1·m + (1−β1)g;  s ← β2·s + (1−β2)g²;  t ← t+1
+ *              p ← p − η( m/(1−β1ᵗ) / (√(s/(1−β2ᵗ)) + ε) + λp )   (decay decoupled from g)
+ * Weight decay applies to every parameter, biases included. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct bp_opt {
+    bp_opt_config cfg;
+    size_t n;
+    long t;
+    float *m; /* velocity (momentum, nesterov) or first moment (adam) */
+    float *s; /* second moment (adam) */
+};
+
+void bp_opt_config_default(bp_opt_config *c)
+{
+    c->kind = BP_OPT_SGD;
+    c->lr = 0.5f;
+    c->momentum = 0.9f;
+    c->weight_decay = 0.0f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    c->sched = BP_SCHED_COSINE;
+    c->step_epochs = 1;
+    c->gamma = 0.5f;
+    c->min_lr = 0.0f;
+}
+
+int bp_opt_create(bp_opt **out, const bp_opt_config *cfg, size_t nparams, bp_error *err)
+{
+    *out = NULL;
+    bp_opt *o = calloc(1, sizeof *o);
+    if (!o)
+        return bp_fail(err, BP_ERR_NOMEM, "out of memory");
+    o->cfg = *cfg;
+    o->n = nparams;
+    if (cfg->kind != BP_OPT_SGD) {
+        o->m = calloc(nparams, sizeof(float));
+        if (!o->m)
+            goto nomem;
+    }
+    if (cfg->kind == BP_OPT_ADAM) {
+        o->s = calloc(nparams, sizeof(float));
+        if (!o->s)
+            goto nomem;
+    }
+    *out = o;
+    return BP_OK;
+nomem:
+    bp_opt_free(o);
+    return bp_fail(err, BP_ERR_NOMEM, "out of memory for optimizer state of %zu parameters",
+                   nparams);
+}
+
+void bp_opt_free(bp_opt *o)
+{
+    if (!o)
+        return;
+    free(o->m);
+    free(o->s);
+    free(o);
+}
+
+float bp_opt_lr(const bp_opt_config *c, int epoch, long step, long total_steps)
+{
+    switch (c->sched) {
+    case BP_SCHED_STEP:
+        return c->lr * powf(c->gamma, (float)(epoch / (c->step_epochs > 0 ? c->step_epochs : 1)));
+    case BP_SCHED_COSINE: {
+        /* η_t = η_min + (η − η_min)·(1 + cos(π·t/T))/2, t = 0 … T−1 */
+        double frac = total_steps > 0 ? (double)step / (double)total_steps : 0.0;
+        return (float)(c->min_lr + (c->lr - c->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+    }
+    case BP_SCHED_CONSTANT: break;
+    }
+    return c->lr;
+}
+
+void bp_opt_step(bp_opt *o, float *p, const float *g, float lr)
+{
+    const bp_opt_config *c = &o->cfg;
+    const float wd = c->weight_decay, mu = c->momentum;
+    size_t n = o->n;
+    o->t++;
+    switch (c->kind) {
+    case BP_OPT_SGD:
+        for (size_t i = 0; i < n; i++)
+            p[i] -= lr * (g[i] + wd * p[i]);
+        break;
+    case BP_OPT_MOMENTUM:
+        for (size_t i = 0; i < n; i++) {
+            o->m[i] = mu * o->m[i] + (g[i] + wd * p[i]);
+            p[i] -= lr * o->m[i];
+        }
+        break;
+    case BP_OPT_NESTEROV:
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * p[i];
+            o->m[i] = mu * o->m[i] + gi;
+            p[i] -= lr * (gi + mu * o->m[i]);
+        }
+        break;
+    case BP_OPT_ADAM: {
+        const float b1 = c->beta1, b2 = c->beta2;
+        const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)o->t)));
+        const float c2 = (float)(1.0 / (1.0 - pow(b2, (double)o->t)));
+        for (size_t i = 0; i < n; i++) {
+            o->m[i] = b1 * o->m[i] + (1.0f - b1) * g[i];
+            o->s[i] = b2 * o->s[i] + (1.0f - b2) * g[i] * g[i];
+            float mhat = o->m[i] * c1, shat = o->s[i] * c2;
+            p[i] -= lr * (mhat / (sqrtf(shat) + c->eps) + wd * p[i]);
+        }
+        break;
+    }
+    }
+}
