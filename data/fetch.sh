@@ -119,7 +119,7 @@ for a in "$@"; do
     case $a in
         mnist) want_mnist=1 ;;
         fashion|fashion-mnist) want_fashion=1 ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown dataset '$a' (mnist or fashion)" ;;
     esac
 done

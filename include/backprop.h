@@ -81,7 +81,7 @@ typedef enum { BP_ACT_RELU, BP_ACT_TANH, BP_ACT_SIGMOID } bp_act;
 typedef enum { BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE } bp_impl;
 typedef enum {
     BP_INIT_AUTO,    /* He for ReLU, Xavier/Glorot for tanh/sigmoid and the output layer; normal */
-    BP_INIT_ZEROS,   /* every parameter 0 (exactly reproducible across implementations) */
+    BP_INIT_ZEROS,   /* every parameter 0: needs no RNG, so runs compare with other tools */
     BP_INIT_UNIFORM, /* W ~ U(−a, a), a = sqrt(6/(I+O)) (Glorot uniform); b = 0 */
     BP_INIT_NORMAL,  /* W ~ N(0, 2/(I+O)) (Glorot normal); b = 0 */
 } bp_init;
@@ -114,7 +114,8 @@ void bp_work_free(bp_work *w);
 /* Forward + backward on one batch X[B, sizes[0]] with labels[B]: writes the mean cross-entropy
  * gradient into m->grads (overwritten, not accumulated), the summed (not mean) loss into
  * *loss_sum and the number of correct arg-max predictions into *correct (either may be NULL).
- * dX, if not NULL, receives dL/dX [B, sizes[0]]. Returns BP_ERR_ARG for a bad B. */
+ * dX, if not NULL, receives dL/dX [B, sizes[0]]. Returns BP_ERR_ARG for B outside
+ * 1..max_batch, a label not below the class count, or an unknown impl. */
 int bp_step_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const uint8_t *labels,
                  int B, double *loss_sum, int *correct, float *dX);
 

@@ -101,8 +101,10 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
         size_t count = per_tensor && per_tensor < n ? per_tensor : n;
         r->checked = count;
         r->max_abs_err = r->max_rel_err = 0.0;
+        /* count distinct entries, evenly spaced from a random offset */
+        double offset = bp_rng_uniform(&rng);
         for (size_t k = 0; k < count; k++) {
-            size_t i = count == n ? k : (size_t)(bp_rng_uniform(&rng) * (double)n);
+            size_t i = (size_t)(((double)k + offset) * (double)n / (double)count);
             double keep = base[i];
             base[i] = keep + h;
             double lp = loss_double(m, P, Xd, labels, B, buf, wide);

@@ -75,8 +75,9 @@ float bp_opt_lr(const bp_opt_config *c, int epoch, long step, long total_steps)
     case BP_SCHED_STEP:
         return c->lr * powf(c->gamma, (float)(epoch / (c->step_epochs > 0 ? c->step_epochs : 1)));
     case BP_SCHED_COSINE: {
-        /* η_t = η_min + (η − η_min)·(1 + cos(π·t/T))/2, t = 0 … T−1 */
-        double frac = total_steps > 0 ? (double)step / (double)total_steps : 0.0;
+        /* η_t = η_min + (η − η_min)·(1 + cos(π·t/(T−1)))/2, t = 0 … T−1: the first step uses
+         * η, the last exactly η_min */
+        double frac = total_steps > 1 ? (double)step / (double)(total_steps - 1) : 0.0;
         return (float)(c->min_lr + (c->lr - c->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
     }
     case BP_SCHED_CONSTANT: break;

@@ -59,8 +59,11 @@ void softmax_xent_backward(float *dV, const float *Y, const uint8_t *labels, int
 void xent_backward_dy(float *dY, const float *Y, const uint8_t *labels, int B, int C)
 {
     /* dL/dy_i = −t_i / (B·y_i). Where t_i = 0 the term is 0 whatever y_i is (0·(1/y) is taken
-     * as 0, not as NaN when y_i underflowed); where t_i = 1 a y_i of 0 is raised to the smallest
-     * normal float so the slides' formula stays finite. */
+     * as 0, not as NaN when y_i underflowed); where t_i = 1 a y_i below the smallest normal
+     * float is raised to it so the slides' formula stays finite. That is the un-fused path's
+     * real limit: once y_c underflows (a loss above ~87 nats) Jᵀ·dL/dy no longer equals
+     * y − t, and that sample's gradient shrinks towards 0. The fused path has no such limit
+     * (docs/derivation.md §8). */
     float scale = 1.0f / (float)B;
     for (int r = 0; r < B; r++) {
         const float *y = Y + (size_t)r * C;

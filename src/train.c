@@ -76,7 +76,11 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
             double ls;
             int c;
             bp_dataset_gather(train, perm ? perm + first : NULL, first, b, w->X, w->labels);
-            bp_step_grad(m, w, cfg->impl, w->X, w->labels, b, &ls, &c, NULL);
+            if ((st = bp_step_grad(m, w, cfg->impl, w->X, w->labels, b, &ls, &c, NULL))) {
+                bp_fail(err, st, "training step refused its batch (impl %d, batch %d)",
+                        (int)cfg->impl, b);
+                goto done;
+            }
             if (!isfinite(ls)) {
                 st = bp_fail(err, BP_ERR_NUMERIC,
                              "training diverged: the loss became %s at epoch %d, batch %ld "

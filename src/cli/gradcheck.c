@@ -13,9 +13,9 @@ static void help(FILE *f)
 {
     fputs("usage: backprop gradcheck [OPTIONS]\n"
           "Check the analytic gradients of a randomly initialised model on a random batch\n"
-          "(inputs uniform in [0,1], 784 of them) against central differences of a\n"
-          "double-precision loss. Prints one line per tensor; exits 1 if any error exceeds\n"
-          "the tolerance.\n"
+          "(inputs uniform in [0,1]) against central differences of a double-precision\n"
+          "loss. Prints one line per tensor. Exit status: 0 all within the tolerance,\n"
+          "1 some tensor is not, 2 bad usage.\n"
           "\n"
           "  --hidden W[,W...]   hidden widths (default none)\n"
           "  --act relu|tanh|sigmoid  (default relu)\n"
@@ -26,7 +26,8 @@ static void help(FILE *f)
           "  --step H            finite-difference step (default 1e-3)\n"
           "  --tol F             largest relative error accepted (default 1e-2)\n"
           "  --seed N            (default 1)\n"
-          "  --threads N         OpenBLAS threads\n",
+          "  --threads N         OpenBLAS threads (default OPENBLAS_NUM_THREADS, else all\n"
+          "                      cores)\n",
           f);
 }
 

@@ -176,18 +176,18 @@ int cmd_train(int argc, char **argv)
     bp_dataset *train = NULL, *test = NULL;
     bp_model *m = NULL;
     int status = 0;
-    if (bp_dataset_load_dir(data, &train, &test, &err)) {
+    if ((status = bp_dataset_load_dir(data, &train, &test, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
-        return EXIT_USAGE;
+        return status == BP_ERR_NOMEM ? 1 : EXIT_USAGE; /* out of memory is not bad input */
     }
     int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1;
     sizes[0] = (int)train->dim;
     for (int l = 0; l < nhidden; l++)
         sizes[l + 1] = hidden[l];
     sizes[L] = BP_CLASSES;
-    if (bp_model_create(&m, sizes, L, (bp_act)act, &err)) {
+    if ((status = bp_model_create(&m, sizes, L, (bp_act)act, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
-        status = EXIT_USAGE;
+        status = status == BP_ERR_NOMEM ? 1 : EXIT_USAGE;
         goto done;
     }
     bp_rng rng;
