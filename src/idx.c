@@ -31,6 +31,10 @@ static long read_full(gzFile f, const char *path, void *buf, size_t len, bp_erro
         if (r < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
+            size_t plen = strlen(path);
+            /* zlib prefixes its message with the path: keep it once */
+            if (strncmp(msg, path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
+                msg += plen + 2;
             bp_fail(err, BP_ERR_FORMAT, "%s: corrupt gzip data (%s)", path, msg);
             return -1;
         }

@@ -28,6 +28,9 @@ int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *lab
     if (B < 1 || B > w->max_batch)
         return BP_ERR_ARG;
     int C = m->sizes[m->nlayers];
+    for (int r = 0; labels && r < B; r++)
+        if (labels[r] >= C)
+            return BP_ERR_ARG;
     model_forward(m, w, X, B);
     softmax_xent_forward(w->Y, w->V, labels, B, C, loss_sum, correct);
     if (probs)
@@ -88,7 +91,9 @@ int bp_evaluate(const bp_model *m, bp_work *w, const bp_dataset *ds, double *los
         double ls;
         int c;
         bp_dataset_gather(ds, NULL, first, B, w->X, w->labels);
-        bp_forward(m, w, w->X, w->labels, B, NULL, &ls, &c);
+        int st = bp_forward(m, w, w->X, w->labels, B, NULL, &ls, &c);
+        if (st)
+            return st;
         total += ls;
         hits += c;
     }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#define BP_LOSS_DIVERGED 1e6
+
 static double now(void)
 {
     struct timespec ts;
@@ -35,9 +37,13 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     if (train->dim != (uint32_t)m->sizes[0] || (test && test->dim != (uint32_t)m->sizes[0]))
         return bp_fail(err, BP_ERR_ARG, "the data has %u inputs per sample, the model %d",
                        train->dim, m->sizes[0]);
-    if (train->classes > (uint32_t)m->sizes[m->nlayers])
-        return bp_fail(err, BP_ERR_ARG, "the data has %u classes, the model %d outputs",
-                       train->classes, m->sizes[m->nlayers]);
+    if (train->n == 0)
+        return bp_fail(err, BP_ERR_ARG, "the training set is empty");
+    uint32_t C = (uint32_t)m->sizes[m->nlayers];
+    if (train->classes > C || (test && test->classes > C))
+        return bp_fail(err, BP_ERR_ARG, "the data has %u classes, the model %u outputs",
+                       test && test->classes > train->classes ? test->classes : train->classes,
+                       C);
 
     bp_work *w = NULL;
     bp_opt *opt = NULL;
@@ -81,11 +87,15 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
                         (int)cfg->impl, b);
                 goto done;
             }
-            if (!isfinite(ls)) {
+            /* Log-sum-exp keeps the loss finite long after the weights have blown up, so a
+             * mean loss beyond BP_LOSS_DIVERGED counts as divergence too: a model that learns
+             * starts near log C and goes down, never to e^-1000000 on the true class. */
+            if (!isfinite(ls) || ls > BP_LOSS_DIVERGED * b) {
                 st = bp_fail(err, BP_ERR_NUMERIC,
                              "training diverged: the loss became %s at epoch %d, batch %ld "
-                             "(try a smaller --lr)",
-                             isnan(ls) ? "NaN" : "infinite", e + 1, step - e * steps_per_epoch + 1);
+                             "(try a smaller learning rate)",
+                             isnan(ls) ? "NaN" : isinf(ls) ? "infinite" : "larger than 1e6",
+                             e + 1, step - e * steps_per_epoch + 1);
                 goto done;
             }
             s.lr = bp_opt_lr(&cfg->opt, e, step, total_steps);
@@ -100,7 +110,10 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
         s.train_loss = loss / train->n;
         s.train_acc = (double)hits / train->n;
         if (test) {
-            bp_evaluate(m, w, test, &s.test_loss, &s.test_acc);
+            if ((st = bp_evaluate(m, w, test, &s.test_loss, &s.test_acc))) {
+                bp_fail(err, st, "evaluation on the test set failed");
+                goto done;
+            }
             if (!(s.test_acc <= best))
                 best = s.test_acc;
         }
