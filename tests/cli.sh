@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The backprop tool as a user meets it: exit codes (0 ok, 1 runtime failure, 2 bad usage or bad
+# input), the one-line messages on stderr, nothing half-printed on stdout, and the final
+# key=value line that scripts parse. Data are tiny IDX files made here with printf.
+#
+# usage: cli.sh PATH/TO/backprop
+set -u
+exe=${1:?usage: cli.sh PATH/TO/backprop}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bp-test-cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+checks=0
+fails=0
+
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+}
+
+# run ARGS...: runs the tool; sets rc, out, err (stdout and stderr as text).
+run() {
+    "$exe" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    out=$(cat "$tmp/out")
+    err=$(cat "$tmp/err")
+}
+
+# expect CODE PHRASE ARGS...: exit status CODE, PHRASE (fixed string) in stderr, stdout empty.
+expect() {
+    local code=$1 phrase=$2
+    shift 2
+    run "$@"
+    checks=$((checks + 1))
+    if [[ $rc -ne $code ]]; then
+        fail "exit $rc, expected $code: backprop $*"$'\n'"  stderr: $err"
+    elif [[ $err != *"$phrase"* ]]; then
+        fail "stderr lacks '$phrase': backprop $*"$'\n'"  stderr: $err"
+    elif [[ -n $out ]]; then
+        fail "stdout not empty on error: backprop $*"$'\n'"  stdout: $out"
+    else
+        echo "ok: exit $code, '$phrase': backprop $*"
+    fi
+}
+
+# usage_error PHRASE ARGS...: a bad usage of train: exit 2, the phrase, and the hint.
+# --data points nowhere, so a bad value that slipped through parsing would fail with a
+# different message instead of training on real data.
+nodata=$tmp/no-data-here
+usage_error() {
+    local phrase=$1
+    shift
+    expect 2 "$phrase" train --data "$nodata" "$@"
+    checks=$((checks + 1))
+    [[ $err == *"Try 'backprop train --help'."* ]] || fail "no --help hint for: train $*"
+}
+
+# ---- options ----
+usage_error "backprop train: unknown option '--bogus'" --bogus
+usage_error "backprop train: unknown option '-x'" -x
+usage_error "backprop train: --epochs needs a value" --epochs
+usage_error "backprop train: --lr needs a value" --lr
+for v in abc 1.5 nan inf -inf '' 12x 99999999999999999999; do
+    usage_error "--epochs: expected an integer, got '$v'" --epochs "$v"
+done
+usage_error "--epochs: 0 is out of range (1 to 100000)" --epochs 0
+usage_error "--epochs: -3 is out of range (1 to 100000)" --epochs -3
+for v in nan NaN x inf 3.5 -1e9; do
+    usage_error "--batch: " --batch "$v"
+done
+usage_error "--batch: 0 is out of range (1 to 65536)" --batch 0
+usage_error "--batch: -5 is out of range (1 to 65536)" --batch -5
+usage_error "--batch: expected an integer, got 'nan'" --batch nan
+for v in nan NAN inf -inf infinity 1e400 abc 0.1.2 ''; do
+    usage_error "--lr: expected a finite number, got '$v'" --lr "$v"
+done
+usage_error "--lr: 0 is out of range (above 0, at most 1e+06)" --lr 0
+usage_error "--lr: -0.5 is out of range (above 0, at most 1e+06)" --lr -0.5
+usage_error "--lr: 2e+06 is out of range" --lr 2e6
+usage_error "--lr-min 0.2 is above --lr 0.1" --lr 0.1 --lr-min 0.2
+usage_error "--impl: unknown value 'fast' (one of: blas jacobian naive)" --impl fast
+usage_error "--act: unknown value 'gelu' (one of: relu tanh sigmoid)" --act gelu
+usage_error "--optim: unknown value 'rmsprop' (one of: sgd momentum nesterov adam)" --optim rmsprop
+usage_error "--init: unknown value 'he' (one of: auto zeros uniform normal)" --init he
+usage_error "--lr-schedule: unknown value 'linear'" --lr-schedule linear
+usage_error "--hidden: expected widths like 256 or 512,256" --hidden 0
+usage_error "--hidden: expected widths like 256 or 512,256" --hidden 64,,32
+usage_error "--threads: 0 is out of range" --threads 0
+usage_error "--seed: expected a non-negative integer, got '-1'" --seed -1
+usage_error "backprop train: unexpected argument 'extra'" extra
+expect 2 "backprop: unknown command 'frobnicate'" frobnicate
+expect 2 "usage: backprop COMMAND"
+expect 2 "backprop gradcheck: unknown option '--bogus'" gradcheck --bogus
+expect 2 "--batch: 0 is out of range" gradcheck --batch 0
+expect 2 "backprop gradcheck: unexpected argument 'x'" gradcheck x
+
+# ---- help and version: exit 0, on stdout, nothing on stderr ----
+expect_ok() {
+    local pattern=$1
+    shift
+    run "$@"
+    checks=$((checks + 1))
+    if [[ $rc -ne 0 || -n $err ]] || ! grep -Eq -- "$pattern" "$tmp/out"; then
+        fail "backprop $*: exit $rc, stdout lacks /$pattern/ or stderr not empty: $err"
+    else
+        echo "ok: exit 0, /$pattern/: backprop $*"
+    fi
+}
+expect_ok '^usage: backprop COMMAND' --help
+expect_ok '^usage: backprop COMMAND' help
+expect_ok '^usage: backprop train' train --help
+expect_ok '^usage: backprop train' train -h
+expect_ok '^usage: backprop gradcheck' gradcheck --help
+expect_ok '^backprop [0-9]+\.[0-9]+\.[0-9]+$' --version
+expect_ok '^backprop [0-9]+\.[0-9]+\.[0-9]+$' train --version
+
+# ---- tiny IDX data ----
+# Bytes are written as octal escapes built into printf's format string, on purpose.
+# shellcheck disable=SC2059
+be32() { printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"; }
+# shellcheck disable=SC2059
+byte() { printf "\\$(printf %03o "$1")"; }
+# images FILE N: N images of 2x2 whose pixels depend on the class i % 10
+images() {
+    {
+        printf '\0\0\10\3'
+        be32 "$2"
+        be32 2
+        be32 2
+        for ((i = 0; i < $2; i++)); do
+            c=$((i % 10))
+            byte $((c * 25)); byte $((250 - c * 25)); byte $((c * 12 + i % 3)); byte $((c % 2 * 200))
+        done
+    } >"$1"
+}
+# labels FILE N [BAD_INDEX BAD_LABEL]
+labels() {
+    {
+        printf '\0\0\10\1'
+        be32 "$2"
+        for ((i = 0; i < $2; i++)); do
+            if [[ $# -ge 4 && $i -eq $3 ]]; then byte "$4"; else byte $((i % 10)); fi
+        done
+    } >"$1"
+}
+make_set() { # make_set DIR
+    mkdir -p "$1"
+    images "$1/train-images-idx3-ubyte" 20
+    labels "$1/train-labels-idx1-ubyte" 20
+    images "$1/t10k-images-idx3-ubyte" 10
+    labels "$1/t10k-labels-idx1-ubyte" 10
+}
+good=$tmp/good
+make_set "$good"
+checks=$((checks + 1))
+[[ $(wc -c <"$good/train-images-idx3-ubyte") -eq $((16 + 20 * 4)) ]] || fail "test data: bad image file size"
+
+# data_error PHRASE DIR FILE: exit 2, exactly one line on stderr naming FILE, stdout empty
+data_error() {
+    local phrase=$1 dir=$2 file=$3
+    expect 2 "$phrase" train --data "$dir" --epochs 1
+    checks=$((checks + 2))
+    [[ $err == *"$file"* ]] || fail "message does not name $file: $err"
+    [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "not one line on stderr: $err"
+}
+data_error "not found (nor train-images-idx3-ubyte.gz)" "$nodata" "$nodata/train-images-idx3-ubyte"
+mkdir "$tmp/three" && cp "$good"/* "$tmp/three/" && rm "$tmp/three/t10k-labels-idx1-ubyte"
+data_error "not found (nor t10k-labels-idx1-ubyte.gz)" "$tmp/three" "$tmp/three/t10k-labels-idx1-ubyte"
+
+make_set "$tmp/magic"
+{ printf '\0\0\10\4'; tail -c +5 "$good/train-images-idx3-ubyte"; } >"$tmp/magic/train-images-idx3-ubyte"
+data_error "4 dimensions in the header (expected 3" "$tmp/magic" "$tmp/magic/train-images-idx3-ubyte"
+make_set "$tmp/magic2"
+{ printf 'GIF8'; tail -c +5 "$good/train-images-idx3-ubyte"; } >"$tmp/magic2/train-images-idx3-ubyte"
+data_error "bad magic" "$tmp/magic2" "$tmp/magic2/train-images-idx3-ubyte"
+make_set "$tmp/trunc"
+head -c 50 "$good/t10k-images-idx3-ubyte" >"$tmp/trunc/t10k-images-idx3-ubyte"
+data_error "truncated: header promises 40 bytes of data, file has 34" "$tmp/trunc" "$tmp/trunc/t10k-images-idx3-ubyte"
+make_set "$tmp/label12"
+labels "$tmp/label12/train-labels-idx1-ubyte" 20 7 12
+data_error "label 12 at index 7 is not below 10 classes" "$tmp/label12" "$tmp/label12/train-labels-idx1-ubyte"
+make_set "$tmp/count"
+labels "$tmp/count/t10k-labels-idx1-ubyte" 9
+data_error "9 labels, but" "$tmp/count" "$tmp/count/t10k-labels-idx1-ubyte"
+
+# ---- training on the tiny set ----
+final_re='^final test_acc=[0-9]+\.[0-9]{4} best_test_acc=[0-9]+\.[0-9]{4} train_loss=[0-9]+\.[0-9]{4} epochs=3 seconds=[0-9]+\.[0-9]{2} samples_per_s=[0-9]+$'
+check_train() { # check_train DESCRIPTION ARGS...
+    local what=$1
+    shift
+    run train "$@" --epochs 3 --batch 6
+    checks=$((checks + 1))
+    local last nepochs keys
+    last=$(tail -n 1 "$tmp/out")
+    nepochs=$(grep -Ec '^epoch [ 0-9]+/3  train_loss [0-9.]+  train_acc [0-9.]+  test_acc [0-9.]+  ' "$tmp/out")
+    keys=$(sed -E 's/=[^ ]*//g' <<<"$last")
+    if [[ $rc -ne 0 || -n $err ]]; then
+        fail "$what: exit $rc, stderr: $err"
+    elif ! [[ $last =~ $final_re ]]; then
+        fail "$what: last line does not match: $last"
+    elif [[ $keys != "final test_acc best_test_acc train_loss epochs seconds samples_per_s" ]]; then
+        fail "$what: keys are '$keys'"
+    elif [[ $nepochs -ne 3 ]]; then
+        fail "$what: $nepochs epoch lines, expected 3"$'\n'"$out"
+    else
+        echo "ok: $what: $last"
+    fi
+}
+check_train "tiny raw set" --data "$good"
+check_train "tiny set, MLP, naive" --data "$good" --hidden 8 --impl naive --optim momentum
+mkdir "$tmp/gz"
+for f in "$good"/*; do gzip -c "$f" >"$tmp/gz/$(basename "$f").gz"; done
+check_train "tiny gzip set" --data "$tmp/gz"
+
+# --quiet: the final line only
+run train --data "$good" --epochs 3 --batch 6 --quiet
+checks=$((checks + 1))
+if [[ $rc -eq 0 && $(wc -l <"$tmp/out") -eq 1 && $out =~ $final_re ]]; then
+    echo "ok: --quiet prints only: $out"
+else
+    fail "--quiet: exit $rc, stdout: $out"
+fi
+
+# A learning rate of 1e6 on a three-hidden-layer ReLU net makes the loss overflow to NaN
+# within a few steps. (Verified on this data: with --hidden 64,64 the loss climbs to ~1e34 and
+# stays finite, so the run "succeeds" with exit 0 — log-sum-exp keeps the loss finite; only
+# the non-finite check makes a run fail.) Exit 1, the message on stderr, and no final line.
+run train --data "$good" --hidden 64,64,64 --lr 1e6 --epochs 20 --batch 5 --lr-schedule constant
+checks=$((checks + 1))
+if [[ $rc -eq 1 && $err == *"training diverged: the loss became"* && $out != *final* ]]; then
+    echo "ok: diverges: exit 1: $err"
+else
+    fail "--lr 1e6: exit $rc (expected 1), stderr: $err, stdout: $out"
+fi
+
+# ---- gradcheck ----
+for args in "" "--hidden 16 --act tanh --inputs 20 --entries 0 --impl naive" \
+    "--hidden 12,8 --act sigmoid --inputs 30 --impl jacobian --batch 3"; do
+    # shellcheck disable=SC2086
+    run gradcheck $args
+    checks=$((checks + 1))
+    if [[ $rc -eq 0 && $out == *" ok"* && $out != *FAIL* && -z $err ]]; then
+        echo "ok: gradcheck $args: exit 0"
+    else
+        fail "gradcheck $args: exit $rc"$'\n'"$out$err"
+    fi
+done
+# ...and it can fail: no float gradient is within 1e-12 of the double reference.
+run gradcheck --tol 1e-12
+checks=$((checks + 1))
+if [[ $rc -eq 1 && $out == *FAIL* ]]; then
+    echo "ok: gradcheck --tol 1e-12: exit 1 with FAIL lines"
+else
+    fail "gradcheck --tol 1e-12: exit $rc"$'\n'"$out"
+fi
+
+echo "cli.sh: $checks checks, $fails failed"
+[[ $fails -eq 0 && $checks -gt 0 ]]

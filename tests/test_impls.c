@@ -1,0 +1,190 @@
+/* The three implementations of one training step must agree: blas (batched GEMMs, fused
+ * dV = (Y − T)/B), jacobian (the same GEMMs with dL/dy = −T/(B·Y) and the explicit softmax
+ * Jacobian) and naive (the seminar's per-sample loops). Compared: every gradient tensor in
+ * m->grads, dX, the summed loss and the count of correct predictions, for B = 1, 7, 128 on
+ * 784→10 and three MLPs. Also: bp_forward matches the step's loss, and bad arguments are
+ * refused.
+ *
+ * Tolerance: the implementations differ only in float summation order (GEMM blocking vs plain
+ * loops, 784-long dot products) and in the two algebraically equal softmax backward forms. Each
+ * gradient entry is a sum of up to B·784 float products, so rounding is ~1e-7 relative to the
+ * magnitude of the summands; we bound max |a − b| by IMPL_REL_TOL · max |gradient| of the tensor
+ * (1e-5: the largest difference measured on these cases is ~5e-7, so a 20× margin, while any
+ * real formula difference — a factor of B, a sign, a missing act' — is of the order of the
+ * gradient itself). The loss sums are compared with
+ * relative tolerance 1e-5 and the correct counts must be equal (the random logits are nowhere
+ * near a tie at float precision). */
+#include "check.h"
+#include "fixtures.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define IMPL_REL_TOL 1e-5
+#define LOSS_REL_TOL 1e-5
+
+typedef struct {
+    float *grads, *dX;
+    double loss;
+    int correct;
+} result;
+
+static void compare(const char *what, const bp_model *m, const result *ref, const result *r,
+                    int B, const char *ref_name, const char *name)
+{
+    char label[160];
+    for (int l = 0; l < m->nlayers; l++) {
+        int I = m->sizes[l], O = m->sizes[l + 1];
+        size_t offW = (size_t)(m->dW[l] - m->grads), offb = (size_t)(m->db[l] - m->grads);
+        double scale = check_max_abs(ref->grads + offW, (size_t)O * I);
+        CHECKF(scale > 0, "%s: reference dW%d is all zero", what, l);
+        snprintf(label, sizeof label, "%.60s %s vs %s dW%d /max", what, name, ref_name, l);
+        CHECK_MAXDIFF(label,
+                      check_max_abs_diff(ref->grads + offW, r->grads + offW, (size_t)O * I) / scale,
+                      IMPL_REL_TOL);
+        scale = check_max_abs(ref->grads + offb, (size_t)O);
+        snprintf(label, sizeof label, "%.60s %s vs %s db%d /max", what, name, ref_name, l);
+        CHECK_MAXDIFF(label,
+                      check_max_abs_diff(ref->grads + offb, r->grads + offb, (size_t)O) / scale,
+                      IMPL_REL_TOL);
+    }
+    size_t nx = (size_t)B * m->sizes[0];
+    double scale = check_max_abs(ref->dX, nx);
+    snprintf(label, sizeof label, "%.60s %s vs %s dX /max", what, name, ref_name);
+    CHECK_MAXDIFF(label, check_max_abs_diff(ref->dX, r->dX, nx) / scale, IMPL_REL_TOL);
+    snprintf(label, sizeof label, "%.60s %s vs %s loss_sum rel", what, name, ref_name);
+    CHECK_MAXDIFF(label, fabs(ref->loss - r->loss) / fabs(ref->loss), LOSS_REL_TOL);
+    CHECKF(ref->correct == r->correct, "%s: correct %d (%s) vs %d (%s)", what, ref->correct,
+           ref_name, r->correct, name);
+}
+
+static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
+{
+    char what[96];
+    int n = snprintf(what, sizeof what, "%d", sizes[0]);
+    for (int l = 1; l <= L && n > 0 && (size_t)n < sizeof what; l++)
+        n += snprintf(what + n, sizeof what - (size_t)n, "-%d", sizes[l]);
+    if (n > 0 && (size_t)n < sizeof what)
+        snprintf(what + n, sizeof what - (size_t)n, " %s B=%d", L > 1 ? fx_act_name(act) : "softmax", B);
+
+    const bp_impl impls[3] = {BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE};
+    bp_model *m = fx_model(sizes, L, act, seed);
+    bp_work *w = NULL;
+    bp_error err = {{0}};
+    size_t nx = (size_t)B * sizes[0];
+    float *X = malloc(nx * sizeof *X);
+    uint8_t *labels = malloc((size_t)B);
+    float *probs = malloc((size_t)B * sizes[L] * sizeof *probs);
+    result res[3] = {{0}};
+    if (!CHECK(m && X && labels && probs))
+        goto done;
+    if (!CHECKF(bp_work_create(&w, m, B, &err) == BP_OK, "%s", err.msg))
+        goto done;
+    fx_batch(X, labels, B, sizes[0], sizes[L], seed + 1);
+    for (int k = 0; k < 3; k++) {
+        res[k].grads = malloc(m->nparams * sizeof(float));
+        res[k].dX = malloc(nx * sizeof(float));
+        if (!CHECK(res[k].grads && res[k].dX))
+            goto done;
+        /* Poison the outputs: a step must overwrite every gradient, not accumulate into it. */
+        for (size_t i = 0; i < m->nparams; i++)
+            m->grads[i] = 1e3f;
+        for (size_t i = 0; i < nx; i++)
+            res[k].dX[i] = 1e3f;
+        res[k].loss = NAN;
+        res[k].correct = -1;
+        CHECK_INT_EQ(bp_step_grad(m, w, impls[k], X, labels, B, &res[k].loss, &res[k].correct,
+                                  res[k].dX),
+                     BP_OK);
+        memcpy(res[k].grads, m->grads, m->nparams * sizeof(float));
+        CHECK(isfinite(res[k].loss) && res[k].loss > 0);
+        CHECK(res[k].correct >= 0 && res[k].correct <= B);
+    }
+    compare(what, m, &res[0], &res[1], B, "blas", "jacobian");
+    compare(what, m, &res[0], &res[2], B, "blas", "naive");
+
+    /* The forward-only pass reports the same loss and hits, and probabilities that sum to 1. */
+    double fl = NAN;
+    int fc = -1;
+    CHECK_INT_EQ(bp_forward(m, w, X, labels, B, probs, &fl, &fc), BP_OK);
+    CHECK_NEAR(fl, res[0].loss, LOSS_REL_TOL * res[0].loss);
+    CHECK_INT_EQ(fc, res[0].correct);
+    double worst = 0.0;
+    for (int b = 0; b < B; b++) {
+        double s = 0.0;
+        for (int c = 0; c < sizes[L]; c++)
+            s += probs[(size_t)b * sizes[L] + c];
+        worst = fmax(worst, fabs(s - 1.0));
+    }
+    char label[160];
+    snprintf(label, sizeof label, "%.60s bp_forward |sum(probs) - 1|", what);
+    CHECK_MAXDIFF(label, worst, 1e-6);
+
+    /* A step with dX == NULL gives the same parameter gradients (the first layer's input
+     * gradient is simply not formed). */
+    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, B, NULL, NULL, NULL), BP_OK);
+    snprintf(label, sizeof label, "%.60s blas dX=NULL vs dX grads", what);
+    CHECK_MAXDIFF(label, check_max_abs_diff(m->grads, res[0].grads, m->nparams), 0.0);
+done:
+    for (int k = 0; k < 3; k++) {
+        free(res[k].grads);
+        free(res[k].dX);
+    }
+    bp_work_free(w);
+    bp_model_free(m);
+    free(X);
+    free(labels);
+    free(probs);
+}
+
+/* bp_step_grad refuses batches it has no room for, labels outside the classes and unknown
+ * implementations, without touching anything. */
+static void bad_arguments(void)
+{
+    const int sizes[2] = {6, 3};
+    bp_model *m = fx_model(sizes, 1, BP_ACT_RELU, 3);
+    bp_work *w = NULL;
+    bp_error err = {{0}};
+    float X[4 * 6] = {0};
+    uint8_t labels[4] = {0, 1, 2, 0};
+    if (!CHECK(m) || !CHECKF(bp_work_create(&w, m, 4, &err) == BP_OK, "%s", err.msg))
+        goto done;
+    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, 0, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, 5, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_forward(m, w, X, labels, 5, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_step_grad(m, w, (bp_impl)7, X, labels, 4, NULL, NULL, NULL), BP_ERR_ARG);
+    labels[2] = 3; /* = classes */
+    for (int k = 0; k < 3; k++)
+        CHECK_INT_EQ(bp_step_grad(m, w, (bp_impl)k, X, labels, 4, NULL, NULL, NULL), BP_ERR_ARG);
+    /* bp_forward indexes the logits with the labels just the same (loss −log y_c), so it must
+     * refuse them too; accepting them reads past the row (past the buffer on the last row).
+     * Fails until src/step.c validates labels in bp_forward as bp_step_grad does. */
+    double loss = 0.0;
+    int correct = 0;
+    CHECKF(bp_forward(m, w, X, labels, 4, NULL, &loss, &correct) == BP_ERR_ARG,
+           "bp_forward accepted label 3 for a 3-class model (loss %g)", loss);
+    bp_work *w0 = w;
+    CHECK_INT_EQ(bp_work_create(&w0, m, 0, &err), BP_ERR_ARG);
+    CHECK(w0 == NULL);
+done:
+    bp_work_free(w);
+    bp_model_free(m);
+}
+
+int main(void)
+{
+    bp_blas_set_threads(1);
+    printf("blas vs jacobian vs naive: max |diff| / max |reference|, tolerance %.0e\n",
+           IMPL_REL_TOL);
+    const int batches[3] = {1, 7, 128};
+    const int soft[2] = {784, 10}, mlp1[3] = {784, 64, 10}, mlp2[4] = {784, 32, 16, 10};
+    for (int k = 0; k < 3; k++) {
+        int B = batches[k];
+        run(soft, 1, BP_ACT_RELU, B, 100 + (uint64_t)B);
+        run(mlp1, 2, BP_ACT_RELU, B, 200 + (uint64_t)B);
+        run(mlp2, 3, BP_ACT_TANH, B, 300 + (uint64_t)B);
+        run(mlp2, 3, BP_ACT_SIGMOID, B, 400 + (uint64_t)B);
+    }
+    bad_arguments();
+    return check_exit("test_impls");
+}
