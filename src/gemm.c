@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <string.h>
 
 /* The thread count the caller asked for; OpenBLAS's own setting is process-wide anyway. */
 static int blas_threads = 0;
@@ -20,6 +21,17 @@ static int wants_one_thread(int M, int N, int K)
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc)
 {
+    /* For beta = 0 OpenBLAS first clears C in a separate pass that is slower than memset (it
+     * was 8% of a 784-256-10 epoch on Zen 3, mostly clearing dW): clear C here instead and let
+     * the GEMM accumulate into it with beta = 1. */
+    if (beta == 0.0f) {
+        if (ldc == N)
+            memset(C, 0, (size_t)M * N * sizeof *C);
+        else
+            for (int r = 0; r < M; r++)
+                memset(C + (size_t)r * ldc, 0, (size_t)N * sizeof *C);
+        beta = 1.0f;
+    }
     int narrow = blas_threads > 1 && wants_one_thread(M, N, K);
     if (narrow)
         openblas_set_num_threads(1);
