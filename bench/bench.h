@@ -18,6 +18,8 @@
 
 #include "backprop.h"
 
+#include <stdio.h>
+
 #define BENCH_MAX_LIST 16
 #define BENCH_MAX_MODELS 2
 #define BENCH_NIMPL 3
@@ -165,6 +167,9 @@ void bench_sysinfo_read(bench_sysinfo *s);
 void bench_loadavg(double load[3]);
 
 /* report_md.c, report_json.c: write into dir/latest.{md,json} (via a temporary and rename). */
+/* Writes dir/name through a temporary file and a rename; prints why on failure. */
+int bench_write_file(const bench_run *run, const char *dir, const char *name,
+                     void (*body)(FILE *f, const bench_run *run));
 int bench_write_md(const bench_run *run, const char *dir);
 int bench_write_json(const bench_run *run, const char *dir);
 

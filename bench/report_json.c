@@ -2,11 +2,9 @@
  * per-row repetition sizes; derived values are computed as stated in bench.h and analyze.c. */
 #include "bench.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void jstr(FILE *f, const char *s)
 {
@@ -184,27 +182,13 @@ static void write_results(FILE *f, const bench_run *run)
     fprintf(f, "\n  ]\n}\n");
 }
 
-int bench_write_json(const bench_run *run, const char *dir)
+static void json_body(FILE *f, const bench_run *run)
 {
-    char path[1200], tmp[1210];
-    snprintf(path, sizeof path, "%s/latest.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "bp_bench: cannot create %s: %s\n", dir, strerror(errno));
-        return BP_ERR_IO;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "bp_bench: cannot write %s: %s\n", tmp, strerror(errno));
-        return BP_ERR_IO;
-    }
     write_meta(f, run);
     write_results(f, run);
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        fprintf(stderr, "bp_bench: writing %s failed: %s\n", path, strerror(errno));
-        remove(tmp);
-        return BP_ERR_IO;
-    }
-    return BP_OK;
+}
+
+int bench_write_json(const bench_run *run, const char *dir)
+{
+    return bench_write_file(run, dir, "latest.json", json_body);
 }

@@ -2,10 +2,8 @@
  * sgemm peak, validation, and the epoch and step tables per model and thread count. */
 #include "bench.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* 1234567 → "1 234 567" (digits grouped by thin spaces would not survive every viewer). */
 static const char *grouped(char *buf, size_t len, double v)
@@ -156,20 +154,8 @@ static void table(FILE *f, const bench_run *run, bench_kind kind, int model, int
                    "here.\n", o->threads[0], o->threads[0] == 1 ? "" : "s");
 }
 
-int bench_write_md(const bench_run *run, const char *dir)
+static void md_body(FILE *f, const bench_run *run)
 {
-    char path[1200], tmp[1210];
-    snprintf(path, sizeof path, "%s/latest.md", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "bp_bench: cannot create %s: %s\n", dir, strerror(errno));
-        return BP_ERR_IO;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "bp_bench: cannot write %s: %s\n", tmp, strerror(errno));
-        return BP_ERR_IO;
-    }
     header(f, run);
     const bench_opts *o = &run->opt;
     fprintf(f, "\n## Epochs\n\nOne repetition is `bp_train` over the training set (shuffle, "
@@ -186,11 +172,9 @@ int bench_write_md(const bench_run *run, const char *dir)
     for (int mi = 0; mi < o->nmodels; mi++)
         for (int ti = 0; ti < o->nthreads; ti++)
             table(f, run, BENCH_STEP, o->models[mi], o->threads[ti]);
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        fprintf(stderr, "bp_bench: writing %s failed: %s\n", path, strerror(errno));
-        remove(tmp);
-        return BP_ERR_IO;
-    }
-    return BP_OK;
+}
+
+int bench_write_md(const bench_run *run, const char *dir)
+{
+    return bench_write_file(run, dir, "latest.md", md_body);
 }
