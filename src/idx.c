@@ -1,12 +1,14 @@
-/* IDX reader (LeCun's MNIST format), raw or gzip through zlib's gzread, which reads both.
+/* IDX reader (LeCun's MNIST format), raw or gzip (inflated with zlib as it is read).
  * Layout: a big-endian magic 0x0000TTDD (TT type code, DD number of dimensions), DD big-endian
  * uint32 sizes, then the product of the sizes in elements. Only type 0x08 (unsigned byte)
  * exists in MNIST-style data. Nothing read is trusted: every size is checked before use, the
  * buffer grows only as data actually arrives (a lying header cannot make us allocate), and
- * short and over-long files are both refused. */
+ * short and over-long files are both refused, as is a gzip stream that is cut short, fails its
+ * CRC, or is followed by anything but another gzip member. */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,26 +23,117 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-/* Reads up to len bytes; returns the count, or −1 with err set on a decompression error. */
-static long read_full(gzFile f, const char *path, void *buf, size_t len, bp_error *err)
+/* A byte source over a raw file or one or more gzip members. zlib's gzread is not used: it
+ * accepts a stream whose CRC/length trailer is cut off and ignores bytes after the stream,
+ * and both must be refused. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    int gz;      /* inflating gzip members */
+    int zinit;   /* zs needs inflateEnd */
+    int eof;     /* all data delivered */
+    int st;      /* the status of the last failure */
+    z_stream zs; /* next_in/avail_in index the input buffer in both modes */
+    unsigned char in[1 << 16];
+} idx_src;
+
+/* Refills the input buffer: returns the byte count (0 at end of file) or −1 on a read error. */
+static long src_fill(idx_src *s, bp_error *err)
 {
+    size_t n = fread(s->in, 1, sizeof s->in, s->f);
+    if (n == 0 && ferror(s->f)) {
+        s->st = bp_fail(err, BP_ERR_IO, "%s: read error: %s", s->path, strerror(errno));
+        return -1;
+    }
+    s->zs.next_in = s->in;
+    s->zs.avail_in = (uInt)n;
+    return (long)n;
+}
+
+static int src_open(idx_src *s, const char *path, bp_error *err)
+{
+    s->path = path;
+    errno = 0;
+    s->f = fopen(path, "rb");
+    if (!s->f)
+        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path,
+                       errno ? strerror(errno) : "unknown error");
+    struct stat sb;
+    if (fstat(fileno(s->f), &sb) == 0 && S_ISDIR(sb.st_mode))
+        return bp_fail(err, BP_ERR_IO, "%s: is a directory, not an IDX file", path);
+    if (src_fill(s, err) < 0)
+        return BP_ERR_IO;
+    if (s->zs.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
+        s->gz = 1;
+        if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) /* 16: gzip wrapper, CRC checked */
+            return bp_fail(err, BP_ERR_NOMEM, "%s: cannot start zlib", path);
+        s->zinit = 1;
+    }
+    return BP_OK;
+}
+
+static void src_close(idx_src *s)
+{
+    if (s->zinit)
+        inflateEnd(&s->zs);
+    if (s->f)
+        fclose(s->f); /* read-only: nothing is lost if closing fails */
+}
+
+/* Reads up to len bytes of (decompressed) data, fewer only at the end of the data. Returns
+ * the count, or −1 with err set. */
+static long src_read(idx_src *s, void *buf, size_t len, bp_error *err)
+{
+    unsigned char *out = buf;
     size_t got = 0;
-    while (got < len) {
-        size_t want = len - got > IDX_CHUNK ? IDX_CHUNK : len - got;
-        int r = gzread(f, (char *)buf + got, (unsigned)want);
-        if (r < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            size_t plen = strlen(path);
-            /* zlib prefixes its message with the path: keep it once */
-            if (strncmp(msg, path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
-                msg += plen + 2;
-            bp_fail(err, BP_ERR_FORMAT, "%s: corrupt gzip data (%s)", path, msg);
+    while (got < len && !s->eof) {
+        if (s->zs.avail_in == 0 && src_fill(s, err) < 0)
+            return -1;
+        if (!s->gz) {
+            if (s->zs.avail_in == 0) {
+                s->eof = 1;
+                break;
+            }
+            size_t n = s->zs.avail_in < len - got ? s->zs.avail_in : len - got;
+            memcpy(out + got, s->zs.next_in, n);
+            s->zs.next_in += n;
+            s->zs.avail_in -= (uInt)n;
+            got += n;
+            continue;
+        }
+        if (s->zs.avail_in == 0) {
+            s->st = bp_fail(err, BP_ERR_FORMAT, "%s: truncated gzip stream (the file ends inside it)",
+                    s->path);
             return -1;
         }
-        if (r == 0)
-            break;
-        got += (size_t)r;
+        size_t want = len - got < IDX_CHUNK ? len - got : IDX_CHUNK;
+        s->zs.next_out = out + got;
+        s->zs.avail_out = (uInt)want;
+        int r = inflate(&s->zs, Z_NO_FLUSH);
+        got += want - s->zs.avail_out;
+        if (r == Z_STREAM_END) {
+            /* The member's CRC and length matched. Another member may follow (gzip allows
+             * concatenation); anything else after the stream is refused. */
+            if (s->zs.avail_in == 0 && src_fill(s, err) < 0)
+                return -1;
+            if (s->zs.avail_in == 0) {
+                s->eof = 1;
+                break;
+            }
+            if (s->zs.next_in[0] != 0x1f) {
+                s->st = bp_fail(err, BP_ERR_FORMAT, "%s: data after the end of the gzip stream",
+                        s->path);
+                return -1;
+            }
+            inflateReset(&s->zs);
+        } else if (r == Z_MEM_ERROR) {
+            s->st = bp_fail(err, BP_ERR_NOMEM, "%s: out of memory in zlib", s->path);
+            return -1;
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            s->st = bp_fail(err, BP_ERR_FORMAT, "%s: corrupt gzip data (%s)", s->path,
+                    s->zs.msg ? s->zs.msg : "invalid stream");
+            return -1;
+        }
     }
     return (long)got;
 }
@@ -51,17 +144,20 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
     *out = NULL;
     uint8_t *data = NULL;
     int st = BP_ERR_FORMAT;
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
+    idx_src *f = calloc(1, sizeof *f);
     if (!f)
-        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "out of memory");
+        return bp_fail(err, BP_ERR_NOMEM, "%s: out of memory", path);
+    if ((st = src_open(f, path, err)))
+        goto error;
+    st = BP_ERR_FORMAT;
 
     unsigned char head[4 + 4 * 3];
     size_t hlen = 4 + 4 * (size_t)ndims;
-    long got = read_full(f, path, head, 4, err);
-    if (got < 0)
+    long got = src_read(f, head, 4, err);
+    if (got < 0) {
+        st = f->st;
         goto error;
+    }
     if (got < 4) {
         bp_fail(err, st, "%s: truncated header (%ld of 4 magic bytes)", path, got);
         goto error;
@@ -82,9 +178,11 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
                 path, head[3], ndims, what);
         goto error;
     }
-    got = read_full(f, path, head + 4, hlen - 4, err);
-    if (got < 0)
+    got = src_read(f, head + 4, hlen - 4, err);
+    if (got < 0) {
+        st = f->st;
         goto error;
+    }
     if ((size_t)got < hlen - 4) {
         bp_fail(err, st, "%s: truncated header (%ld of %zu bytes)", path, got + 4, hlen);
         goto error;
@@ -107,7 +205,7 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
 
     /* An uncompressed file's size is known before anything is allocated. */
     struct stat sb;
-    if (gzdirect(f) && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    if (!f->gz && fstat(fileno(f->f), &sb) == 0 && S_ISREG(sb.st_mode)) {
         uint64_t have = (uint64_t)sb.st_size - hlen;
         if (have < total) {
             bp_fail(err, st, "%s: truncated: header promises %llu bytes of data, file has %llu",
@@ -137,9 +235,11 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
             cap = ncap;
         }
         size_t want = cap - len;
-        got = read_full(f, path, data + len, want, err);
-        if (got < 0)
+        got = src_read(f, data + len, want, err);
+        if (got < 0) {
+            st = f->st;
             goto error;
+        }
         len += (size_t)got;
         if ((size_t)got < want)
             break; /* end of input */
@@ -150,24 +250,23 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
         goto error;
     }
     unsigned char extra[1];
-    got = read_full(f, path, extra, 1, err);
-    if (got < 0)
+    got = src_read(f, extra, 1, err);
+    if (got < 0) {
+        st = f->st;
         goto error;
+    }
     if (got > 0) {
         bp_fail(err, st, "%s: trailing bytes after the %llu bytes of data", path,
                 (unsigned long long)total);
         goto error;
     }
-    if (gzclose(f) != Z_OK) {
-        f = NULL;
-        bp_fail(err, BP_ERR_IO, "%s: error closing the file", path);
-        goto error;
-    }
+    src_close(f);
+    free(f);
     *out = data;
     return BP_OK;
 error:
-    if (f)
-        gzclose(f);
+    src_close(f);
+    free(f);
     free(data);
     return st;
 }

@@ -243,7 +243,13 @@ static void load_dir(void)
 
     st = bp_dataset_load_dir(at(d, sizeof d, "no-such-dir"), &tr, &te, &err);
     CHECK_INT_EQ(st, BP_ERR_IO);
-    CHECK_CONTAINS(err.msg, "no-such-dir/train-images-idx3-ubyte: not found");
+    CHECK_CONTAINS(err.msg, "no-such-dir: cannot open the data directory");
+
+    /* --data naming a file, not the directory that holds the files */
+    CHECK(write_file(at(d, sizeof d, "plain-file"), "x", 1, 0) == 0);
+    st = bp_dataset_load_dir(d, &tr, &te, &err);
+    CHECK_INT_EQ(st, BP_ERR_IO);
+    CHECK_CONTAINS(err.msg, "plain-file: not a directory");
 }
 
 /* Writes bytes to root/name (raw or gzip), reads it as images ('i') or labels ('l') and expects
@@ -347,8 +353,50 @@ static void bad_files(void)
         expect_bad('i', "crc.gz", z, zn, 0, BP_ERR_FORMAT, "corrupt gzip data");
         /* the same stream cut in half: the data ends early */
         expect_bad('i', "cut.gz", z, zn / 2, 0, BP_ERR_FORMAT, "truncated");
+        z[zn - 8] ^= 0xFF; /* the CRC intact again */
+        /* every data byte present, only the CRC-32 and length trailer cut off: refused, since
+         * nothing then vouches for the data */
+        expect_bad('i', "no-trailer.gz", z, zn - 8, 0, BP_ERR_FORMAT,
+                   "truncated gzip stream");
+        /* a whole, valid stream followed by bytes that are not another gzip member */
+        unsigned char *junk = malloc(zn + 4);
+        if (CHECK(junk)) {
+            memcpy(junk, z, zn);
+            memcpy(junk + zn, "JUNK", 4);
+            expect_bad('i', "junk-after.gz", junk, zn + 4, 0, BP_ERR_FORMAT,
+                       "data after the end of the gzip stream");
+        }
+        free(junk);
     }
     free(z);
+
+    /* gzip allows several members in one file (what `cat a.gz b.gz` makes): accepted, and the
+     * data is the concatenation */
+    size_t half = n / 2, z1n = 0, z2n = 0;
+    char p1[4200], p2[4200];
+    CHECK(write_file(at(p1, sizeof p1, "part1.gz"), buf, half, 1) == 0);
+    CHECK(write_file(at(p2, sizeof p2, "part2.gz"), buf + half, n - half, 1) == 0);
+    unsigned char *z1 = read_file(p1, &z1n), *z2 = read_file(p2, &z2n);
+    unsigned char *both = z1 && z2 ? malloc(z1n + z2n) : NULL;
+    if (CHECK(both)) {
+        memcpy(both, z1, z1n);
+        memcpy(both + z1n, z2, z2n);
+        CHECK(write_file(at(p, sizeof p, "members.gz"), both, z1n + z2n, 0) == 0);
+        uint8_t *px = NULL;
+        uint32_t cnt = 0, r = 0, c = 0;
+        bp_error err = {{0}};
+        CHECKF(bp_idx_read_images(p, &px, &cnt, &r, &c, &err) == BP_OK, "members.gz: %s",
+               err.msg);
+        CHECK(cnt == N && px && memcmp(px, pixels, sizeof pixels) == 0);
+        free(px);
+    }
+    free(both);
+    free(z1);
+    free(z2);
+
+    /* a directory where a file should be */
+    CHECK(mkdir(at(p, sizeof p, "a-directory"), 0700) == 0);
+    expect_bad('i', "a-directory", NULL, 0, 0, BP_ERR_IO, "is a directory");
 }
 
 /* Sizes no MNIST-style file can have: refused from the header alone. And a header that claims
