@@ -124,7 +124,8 @@ int bp_step_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const ui
 int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
                float *probs, double *loss_sum, int *correct);
 
-/* Mean loss and accuracy of m over a whole dataset, in batches of the work's size. */
+/* Mean loss and accuracy of m over a whole dataset, in batches of the work's size. Returns
+ * BP_ERR_ARG if the dataset's width is not the model's input width or a label is out of range. */
 int bp_evaluate(const bp_model *m, bp_work *w, const bp_dataset *ds, double *loss,
                 double *accuracy);
 

@@ -2,8 +2,11 @@
  * its float form), converted to float in [0,1] one batch at a time; seeded shuffling. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int bp_dataset_load(bp_dataset **out, const char *images_path, const char *labels_path,
@@ -77,6 +80,13 @@ int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test, 
                                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
     char path[4][4096];
     *train = *test = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return bp_fail(err, BP_ERR_IO, "%s: cannot open the data directory: %s", dir,
+                       strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return bp_fail(err, BP_ERR_IO, "%s: not a directory (--data names the directory that "
+                       "holds the four IDX files)", dir);
     for (int i = 0; i < 4; i++) {
         int st = find_file(path[i], sizeof path[i], dir, names[i], err);
         if (st)

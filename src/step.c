@@ -84,6 +84,8 @@ int bp_step_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const ui
 int bp_evaluate(const bp_model *m, bp_work *w, const bp_dataset *ds, double *loss,
                 double *accuracy)
 {
+    if (ds->dim != (uint32_t)m->sizes[0])
+        return BP_ERR_ARG;
     double total = 0.0;
     long hits = 0;
     for (uint32_t first = 0; first < ds->n; first += (uint32_t)w->max_batch) {

@@ -161,7 +161,11 @@ data_error() {
     [[ $err == *"$file"* ]] || fail "message does not name $file: $err"
     [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "not one line on stderr: $err"
 }
-data_error "not found (nor train-images-idx3-ubyte.gz)" "$nodata" "$nodata/train-images-idx3-ubyte"
+data_error "cannot open the data directory" "$nodata" "$nodata"
+: >"$tmp/a-file"
+data_error "not a directory" "$tmp/a-file" "$tmp/a-file"
+mkdir -p "$tmp/empty-dir"
+data_error "not found (nor train-images-idx3-ubyte.gz)" "$tmp/empty-dir" "$tmp/empty-dir/train-images-idx3-ubyte"
 mkdir "$tmp/three" && cp "$good"/* "$tmp/three/" && rm "$tmp/three/t10k-labels-idx1-ubyte"
 data_error "not found (nor t10k-labels-idx1-ubyte.gz)" "$tmp/three" "$tmp/three/t10k-labels-idx1-ubyte"
 
@@ -232,6 +236,18 @@ for net in 64,64,64 64,64; do
         fail "--hidden $net --lr 1e6: exit $rc (expected 1), stderr: $err, stdout: $out"
     fi
 done
+
+# Output that cannot be written is a failure: scripts read the final line.
+if [[ -w /dev/full ]]; then
+    "$exe" train --data "$good" --epochs 1 --batch 6 --quiet >/dev/full 2>"$tmp/err"
+    rc=$?
+    checks=$((checks + 1))
+    if [[ $rc -eq 1 ]] && grep -q "error writing standard output" "$tmp/err"; then
+        echo "ok: stdout to /dev/full: exit 1"
+    else
+        fail "stdout to /dev/full: exit $rc, stderr: $(cat "$tmp/err")"
+    fi
+fi
 
 # ---- gradcheck ----
 for args in "" "--hidden 16 --act tanh --inputs 20 --entries 0 --impl naive" \

@@ -1,6 +1,7 @@
 /* backprop: dispatch to a subcommand. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ static void usage(FILE *f)
           f);
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -38,4 +39,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "backprop: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int status = dispatch(argc, argv);
+    /* Scripts parse what we print: a full disk or closed pipe must not pass as success. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "backprop: error writing standard output: %s\n", strerror(errno));
+        return status ? status : 1;
+    }
+    return status;
 }

@@ -31,7 +31,7 @@ int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno || s[0] == '-') {
+    if (end == s || *end || errno || s[strspn(s, " \t\n\v\f\r")] == '-') {
         fprintf(stderr, "backprop %s: %s: expected a non-negative integer, got '%s'\n", cmd, opt,
                 s);
         return -1;
@@ -53,6 +53,10 @@ int opt_float(const char *cmd, const char *opt, const char *s, double lo_excl, d
     if (!(v > lo_excl && v <= hi)) {
         fprintf(stderr, "backprop %s: %s: %g is out of range (above %g, at most %g)\n", cmd, opt,
                 v, lo_excl, hi);
+        return -1;
+    }
+    if (!((double)(float)v > lo_excl)) { /* e.g. 1e-50, which is 0 as a float */
+        fprintf(stderr, "backprop %s: %s: %g is too small for single precision\n", cmd, opt, v);
         return -1;
     }
     *out = (float)v;

@@ -149,7 +149,7 @@ int cmd_train(int argc, char **argv)
         case O_SEED: bad = opt_u64(C, "--seed", optarg, &cfg.seed); break;
         case O_NOSHUF: cfg.shuffle = 0; break;
         case O_IMPL: bad = opt_choice(C, "--impl", optarg, impl_names, 3, &k); cfg.impl = (bp_impl)k; break;
-        case O_THREADS: bad = opt_int(C, "--threads", optarg, 1, 1024, &threads); break;
+        case O_THREADS: bad = opt_int(C, "--threads", optarg, 1, 1L << 20, &threads); break;
         case O_QUIET: rep.quiet = 1; break;
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
@@ -204,7 +204,9 @@ int cmd_train(int argc, char **argv)
             printf("%c%d", l ? '-' : ' ', sizes[l]);
         printf(" (%s, %zu parameters), %s lr %g, batch %d, impl %s, %d thread%s\n",
                nhidden ? act_names[act] : "softmax regression", m->nparams,
-               optim_names[cfg.opt.kind], cfg.opt.lr, cfg.batch, impl_names[cfg.impl], nthreads,
+               optim_names[cfg.opt.kind], cfg.opt.lr,
+               cfg.batch < (int)train->n ? cfg.batch : (int)train->n, /* as bp_train clamps */
+               impl_names[cfg.impl], nthreads,
                nthreads == 1 ? "" : "s");
         fflush(stdout);
     }
