@@ -195,14 +195,19 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
 typedef struct {
     char name[16];      /* "W0", "b0", "W1", …, "X" */
     size_t checked;     /* entries compared */
-    double max_abs_err; /* max |analytic − numeric| */
-    double max_rel_err; /* max |a − n| / max(|a|, |n|, 1e-6) */
+    size_t skipped;     /* ReLU only: entries not compared because a pre-activation changes sign
+                         * between θ − h and θ + h (the loss has a kink inside the step) */
+    double max_abs_err; /* max |analytic − numeric| over the compared entries */
+    double max_rel_err; /* max |a − n| / max(|a|, |n|, 1e-6); both are INFINITY if any a or n
+                         * is NaN or infinite, so no tolerance accepts them */
 } bp_gradcheck_tensor;
 
 /* Compares impl's float gradient on one batch with central differences (step h) of a
  * double-precision forward pass, for every parameter tensor and the input X. At most per_tensor
- * entries of each tensor are checked (0: all), chosen by the seed. res needs 2·nlayers + 1
- * entries; *nres gets their number. */
+ * entries of each tensor are drawn (0: all), chosen by the seed; with ReLU, drawn entries whose
+ * ±h evaluations differ in the sign of some hidden pre-activation are skipped (checked +
+ * skipped = drawn); an entry with a non-finite analytic gradient is never skipped. res needs
+ * 2·nlayers + 1 entries; *nres gets their number. Returns BP_ERR_ARG for B < 1 or h not > 0. */
 int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,
                  double h, size_t per_tensor, uint64_t seed, bp_gradcheck_tensor *res, int *nres,
                  bp_error *err);

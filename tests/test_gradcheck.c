@@ -7,10 +7,15 @@
  * Part 2: an independent check written here: the 784→10 softmax regression's loss in double,
  * central differences over every W, b and X entry, against bp_step_grad's m->grads and dX for
  * B = 1, 7, 128. Then one analytic entry is corrupted to prove this comparison can fail, and
- * bp_gradcheck is run with an absurd step to prove its measurement can exceed the tolerance. */
+ * bp_gradcheck is run with an absurd step to prove its measurement can exceed the tolerance.
+ *
+ * Part 3: what bp_gradcheck must not hide or misreport: NaN analytic gradients fail any
+ * tolerance; an entry whose step straddles a ReLU kink is skipped and counted, exactly those
+ * entries and only with ReLU; with a large step, ReLU skipping leaves real errors visible. */
 #include "check.h"
 #include "fixtures.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,12 +27,28 @@
  * 1e-6 floor turns a 1e-8 absolute error into 1e-2 at worst, hence REL_TOL 1e-2. A wrong
  * formula (a missing act', a transposed W, a dropped 1/B) gives relative errors of order 1 and
  * absolute errors ≥ 1e-3 on these models, so both bounds keep a wide gap to real bugs. The step
- * is small so that a ReLU pre-activation is unlikely to cross its kink between ±h. */
+ * is small so that a ReLU pre-activation rarely crosses its kink between ±h; bp_gradcheck skips
+ * (and counts) the entries where one does. */
 #define GC_STEP 1e-5
 #define GC_REL_TOL 1e-2
 #define GC_ABS_TOL 1e-5
 
 static const bp_impl impls[3] = {BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE};
+
+/* *mx = max(*mx, e) where NaN wins as infinity: fmax would drop a NaN and let it pass. */
+static void max_err(double *mx, double e)
+{
+    if (!(e <= *mx))
+        *mx = isnan(e) ? INFINITY : e;
+}
+
+/* Entries of tensor t (W0, b0, W1, …, X) of a model with sizes[0..L] on a batch of B. */
+static size_t tensor_size(const int *sizes, int L, int B, int t)
+{
+    return t == 2 * L ? (size_t)B * sizes[0]
+           : t % 2    ? (size_t)sizes[t / 2 + 1]
+                      : (size_t)sizes[t / 2 + 1] * sizes[t / 2];
+}
 
 static void run_gradcheck(const char *what, const int *sizes, int L, bp_act act, int B,
                           uint64_t seed)
@@ -49,17 +70,18 @@ static void run_gradcheck(const char *what, const int *sizes, int L, bp_act act,
         CHECK_INT_EQ(nres, 2 * L + 1);
         double ab = 0.0;
         for (int t = 0; t < nres; t++) {
-            size_t n = t == 2 * L ? (size_t)B * sizes[0]
-                       : t % 2    ? (size_t)sizes[t / 2 + 1]
-                                  : (size_t)sizes[t / 2 + 1] * sizes[t / 2];
-            /* per_tensor 0 must mean every entry */
-            CHECKF(res[t].checked == n, "%s: %s checked %zu of %zu entries", what, res[t].name,
-                   res[t].checked, n);
+            size_t n = tensor_size(sizes, L, B, t);
+            /* per_tensor 0 must mean every entry; only ReLU may skip any, and then few: at
+             * step 1e-5 a crossing needs |z| < 1e-5·|dz/dθ| */
+            CHECKF(res[t].checked + res[t].skipped == n, "%s: %s checked %zu + skipped %zu of %zu",
+                   what, res[t].name, res[t].checked, res[t].skipped, n);
+            CHECKF(act == BP_ACT_RELU ? res[t].skipped * 100 <= n : res[t].skipped == 0,
+                   "%s: %s skipped %zu of %zu entries", what, res[t].name, res[t].skipped, n);
             char label[128];
             snprintf(label, sizeof label, "%.60s %s %.15s rel", what, fx_impl_name(impls[k]),
                      res[t].name);
             CHECK_MAXDIFF(label, res[t].max_rel_err, GC_REL_TOL);
-            ab = fmax(ab, res[t].max_abs_err);
+            max_err(&ab, res[t].max_abs_err);
         }
         char label[96];
         snprintf(label, sizeof label, "%.60s %s all tensors abs", what, fx_impl_name(impls[k]));
@@ -102,8 +124,8 @@ static void fd_acc(fd_err *e, double analytic, double numeric)
 {
     double d = fabs(analytic - numeric);
     double scale = fmax(fmax(fabs(analytic), fabs(numeric)), 1e-6);
-    e->max_abs = fmax(e->max_abs, d);
-    e->max_rel = fmax(e->max_rel, isnan(d) ? INFINITY : d / scale);
+    max_err(&e->max_abs, d);
+    max_err(&e->max_rel, d / scale);
 }
 
 /* Central differences (step h) of the mean loss L(W, b, X) = (1/B) Σ_s row_loss(W·x_s + b)
@@ -247,9 +269,165 @@ static void check_gradcheck_can_fail(void)
            "%s", err.msg);
     double worst = 0.0;
     for (int t = 0; t < nres; t++)
-        worst = fmax(worst, res[t].max_rel_err);
+        max_err(&worst, res[t].max_rel_err);
     printf("  gradcheck with step 0.5: max rel err %.3e (must exceed %.1e)\n", worst, GC_REL_TOL);
     CHECK(worst > GC_REL_TOL);
+    bp_model_free(m);
+}
+
+/* ---- part 3: NaN, ReLU kinks ---- */
+
+/* A model with every parameter 0, to be filled in by hand. NULL on failure. */
+static bp_model *hand_model(const int *sizes, int L, bp_act act)
+{
+    bp_model *m = NULL;
+    bp_error err = {{0}};
+    if (bp_model_create(&m, sizes, L, act, &err)) {
+        fprintf(stderr, "bp_model_create: %s\n", err.msg);
+        return NULL;
+    }
+    for (size_t i = 0; i < m->nparams; i++)
+        m->params[i] = 0.0f;
+    return m;
+}
+
+/* A NaN analytic gradient must fail every tolerance. Weights of 3e38 overflow the float logits
+ * to +inf, so softmax computes inf − inf = NaN and every gradient is NaN, while the double
+ * reference (6e38 and 1.2e39 are finite there) stays finite. With ReLU and a step that makes
+ * some of those entries straddle a kink, the NaN entries must still be compared, not skipped. */
+static void check_gradcheck_nan(void)
+{
+    /* 4→3 softmax regression, X = 1: each logit is 4·3e38 → +inf */
+    const int soft[2] = {4, 3};
+    /* 2→2→3 ReLU: z = (0.5 − 0.5 + 1e-7, 1 + 1) = (1e-7, 2), each logit 3e38·(1e-7 + 2) → +inf;
+     * at step 1e-3 the entries of W0 row 0, b0[0] and X move z[0] across 0 */
+    const int relu[3] = {2, 2, 3};
+    for (int c = 0; c < 2; c++) {
+        const int *sizes = c ? relu : soft;
+        int L = c ? 2 : 1, B = 1;
+        bp_model *m = hand_model(sizes, L, BP_ACT_RELU);
+        if (!CHECK(m))
+            return;
+        float X[4] = {1, 1, 1, 1};
+        uint8_t labels[1] = {0};
+        if (c) {
+            const float W0[4] = {0.5f, -0.5f, 1.0f, 1.0f};
+            for (int i = 0; i < 4; i++)
+                m->W[0][i] = W0[i];
+            m->b[0][0] = 1e-7f;
+        }
+        for (int i = 0; i < 3 * sizes[L - 1]; i++)
+            m->W[L - 1][i] = 3e38f;
+        bp_gradcheck_tensor res[5];
+        int nres = 0;
+        bp_error err = {{0}};
+        int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, c ? 1e-3 : GC_STEP, 0, 1, res,
+                              &nres, &err);
+        CHECKF(st == BP_OK, "bp_gradcheck: %s", err.msg);
+        if (st) {
+            bp_model_free(m);
+            continue;
+        }
+        size_t nan_grads = 0;
+        for (size_t i = 0; i < m->nparams; i++)
+            nan_grads += isnan(m->grads[i]) != 0;
+        /* the scenario itself: the analytic gradient really is NaN */
+        CHECKF(nan_grads == m->nparams, "%zu of %zu gradients are NaN", nan_grads, m->nparams);
+        for (int t = 0; t < nres; t++) {
+            size_t n = tensor_size(sizes, L, B, t);
+            printf("  NaN gradients, %s %-2s: checked %zu skipped %zu max_abs_err %g "
+                   "max_rel_err %g (must fail)\n", c ? "2-2-3 relu" : "4-3", res[t].name,
+                   res[t].checked, res[t].skipped, res[t].max_abs_err, res[t].max_rel_err);
+            CHECKF(res[t].checked == n && res[t].skipped == 0, "%s: checked %zu skipped %zu of %zu",
+                   res[t].name, res[t].checked, res[t].skipped, n);
+            CHECK(!(res[t].max_rel_err <= 1.0) && !(res[t].max_abs_err <= DBL_MAX));
+        }
+        bp_model_free(m);
+    }
+}
+
+/* 2→1→3 ReLU with its one pre-activation z = 0.5·0.25 − 0.5·0.25 + b0 = b0 = ±1e-7 exactly (in
+ * float and in double). At step 1e-3 every entry of W0, b0 and X moves z by ≥ 0.25·1e-3, across
+ * 0: the central difference there averages the slopes 0 and dL/dz (off by ~50%), so those
+ * entries must be skipped, and exactly those: W1 and b1 do not move z and must be compared and
+ * pass. At step 1e-8 no entry crosses, nothing is skipped, and every entry passes. */
+static void check_relu_kink(void)
+{
+    const int sizes[3] = {2, 1, 3};
+    const float X[2] = {0.25f, 0.25f};
+    const uint8_t labels[1] = {0};
+    const size_t kink_skips[5] = {2, 1, 0, 0, 2}; /* W0, b0, W1, b1, X */
+    for (int sgn = 0; sgn < 2; sgn++) {
+        bp_model *m = hand_model(sizes, 2, BP_ACT_RELU);
+        if (!CHECK(m))
+            return;
+        m->W[0][0] = 0.5f, m->W[0][1] = -0.5f;
+        m->b[0][0] = sgn ? -1e-7f : 1e-7f;
+        m->W[1][0] = 1.0f, m->W[1][1] = -1.0f, m->W[1][2] = 0.5f;
+        m->b[1][1] = 0.1f, m->b[1][2] = -0.1f;
+        for (int k = 0; k < 2; k++) {
+            double h = k ? 1e-8 : 1e-3;
+            bp_gradcheck_tensor res[5];
+            int nres = 0;
+            bp_error err = {{0}};
+            int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, 1, h, 0, 1, res, &nres, &err);
+            if (!CHECKF(st == BP_OK && nres == 5, "bp_gradcheck: %s", err.msg))
+                continue;
+            for (int t = 0; t < 5; t++) {
+                size_t n = tensor_size(sizes, 2, 1, t), skip = k ? 0 : kink_skips[t];
+                char label[96], rel[112], ab[112];
+                snprintf(label, sizeof label, "z = %s1e-7, step %g: %.8s (skipped %zu)",
+                         sgn ? "-" : "+", h, res[t].name, res[t].skipped);
+                snprintf(rel, sizeof rel, "%s rel", label);
+                snprintf(ab, sizeof ab, "%s abs", label);
+                CHECKF(res[t].skipped == skip && res[t].checked == n - skip,
+                       "%s: checked %zu skipped %zu, expected %zu and %zu", label,
+                       res[t].checked, res[t].skipped, n - skip, skip);
+                /* at step 1e-8 the W1 gradients are (y − t)·1e-7 against a difference quotient
+                 * with ~1e-8 rounding, so only the absolute error means something there */
+                if (!(k && t == 2))
+                    CHECK_MAXDIFF(rel, res[t].max_rel_err, GC_REL_TOL);
+                CHECK_MAXDIFF(ab, res[t].max_abs_err, 1e-6);
+            }
+        }
+        bp_model_free(m);
+    }
+}
+
+/* ReLU skipping must not hide real disagreement: with a step of 0.5 many entries straddle a
+ * kink and are skipped, but the last layer's W and b never move a pre-activation, so they are
+ * all compared, and the loss's curvature over the step must still show up as a failure there. */
+static void check_relu_can_fail(void)
+{
+    const int sizes[3] = {20, 16, 10};
+    const int B = 4;
+    bp_model *m = fx_model(sizes, 2, BP_ACT_RELU, 41);
+    float X[4 * 20];
+    uint8_t labels[4];
+    if (!CHECK(m))
+        return;
+    fx_batch(X, labels, B, 20, 10, 42);
+    for (size_t i = 0; i < m->nparams; i++)
+        m->params[i] *= 4.0f;
+    bp_gradcheck_tensor res[5];
+    int nres = 0;
+    bp_error err = {{0}};
+    if (CHECKF(bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, 0.5, 0, 1, res, &nres, &err) == BP_OK,
+               "%s", err.msg)) {
+        size_t skipped = 0;
+        double last = 0.0;
+        for (int t = 0; t < nres; t++) {
+            skipped += res[t].skipped;
+            if (t == 2 || t == 3) {
+                CHECK(res[t].skipped == 0 && res[t].checked == tensor_size(sizes, 2, B, t));
+                max_err(&last, res[t].max_rel_err);
+            }
+        }
+        printf("  relu, step 0.5: %zu entries skipped; W1/b1 max rel err %.3e (must exceed "
+               "%.1e)\n", skipped, last, GC_REL_TOL);
+        CHECK(skipped > 0);
+        CHECK(last > GC_REL_TOL);
+    }
     bp_model_free(m);
 }
 
@@ -275,5 +453,10 @@ int main(void)
     const int batches[3] = {1, 7, 128};
     for (int k = 0; k < 3; k++)
         check_softmax_regression(batches[k]);
+
+    printf("part 3: NaN gradients and ReLU kinks\n");
+    check_gradcheck_nan();
+    check_relu_kink();
+    check_relu_can_fail();
     return check_exit("test_gradcheck");
 }
