@@ -40,6 +40,7 @@ typedef struct {
     int quick;
     int threads[BENCH_MAX_LIST], nthreads;
     int batches[BENCH_MAX_LIST], nbatches;
+    int max_batch;        /* the largest of batches: buffers and the data set must hold it */
     int models[BENCH_MAX_MODELS], nmodels; /* indices into bench_models */
     int reps;             /* timed repetitions per measurement (after a warm-up) */
     double step_seconds;  /* one step repetition lasts about this long */

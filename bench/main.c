@@ -38,25 +38,33 @@ static int reserve_rows(bench_run *run, int n)
 }
 
 /* The real MNIST training set if it is there, else uniform random pixels and labels of the
- * same shape (the timing does not depend on the values; the report says which it was). */
+ * same shape (the timing does not depend on the values; the report says which it was). The
+ * validation and the step timing gather the first B samples, so a set smaller than the largest
+ * batch is not used either (opts.c caps batches at the 60000 synthetic samples). */
 static int load_data(bench_run *run, bp_dataset **out)
 {
     bp_dataset *train = NULL, *test = NULL;
     bp_error err;
+    char why[1100];
+    snprintf(why, sizeof why, "no MNIST in %s", run->opt.data_dir);
     if (bp_dataset_load_dir(run->opt.data_dir, &train, &test, &err) == BP_OK &&
         train->dim == 784) {
-        bp_dataset_free(test);
-        snprintf(run->data_desc, sizeof run->data_desc, "MNIST training set from %s",
-                 run->opt.data_dir);
-        *out = train;
-        return BP_OK;
+        if (train->n >= (uint32_t)run->opt.max_batch) {
+            bp_dataset_free(test);
+            snprintf(run->data_desc, sizeof run->data_desc, "MNIST training set from %s",
+                     run->opt.data_dir);
+            *out = train;
+            return BP_OK;
+        }
+        snprintf(why, sizeof why,
+                 "the training set in %s has %u samples, fewer than the largest batch, %d",
+                 run->opt.data_dir, train->n, run->opt.max_batch);
     }
     bp_dataset_free(train);
     bp_dataset_free(test);
     run->synthetic = 1;
     snprintf(run->data_desc, sizeof run->data_desc,
-             "synthetic: uniform random uint8 pixels and labels (no MNIST in %s)",
-             run->opt.data_dir);
+             "synthetic: uniform random uint8 pixels and labels (%s)", why);
     bp_dataset *ds = calloc(1, sizeof *ds);
     if (!ds)
         return BP_ERR_NOMEM;
@@ -94,9 +102,7 @@ static int time_model(bench_run *run, const bp_dataset *ds, int mi, int ti)
 {
     const bench_opts *o = &run->opt;
     const bench_model *bm = &bench_models[mi];
-    int T = o->threads[ti], maxB = 1, st;
-    for (int i = 0; i < o->nbatches; i++)
-        maxB = o->batches[i] > maxB ? o->batches[i] : maxB;
+    int T = o->threads[ti], maxB = o->max_batch, st;
     bp_model *m = NULL;
     bp_work *w = NULL;
     bp_opt *opt = NULL;

@@ -3,6 +3,7 @@
  * and then reps times; the median, min and max of the repetitions are kept. */
 #include "bench.h"
 
+/* peak = bare cblas_sgemm, not the library's wrapper (src/gemm.c, its only cblas.h include) */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>

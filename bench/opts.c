@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "                       seconds of whole batches (default 2; quick 0.01)\n"
             "  --sgemm N            N×N×N sgemm that defines peak (default 2048; quick 512)\n"
             "  --tolerance F        gradient agreement with naive, relative to max |g| (default %g)\n"
-            "  --data DIR           MNIST directory (default %s); synthetic data if absent\n"
+            "  --data DIR           MNIST directory (default %s); synthetic data if absent or\n"
+            "                       smaller than the largest batch\n"
             "  --out-dir DIR        where latest.md/json go (default %s; quick %s)\n"
             "  --seed N             initialisation and shuffling seed (default 1)\n",
             1e-4, BENCH_DATA_DIR, BENCH_RESULTS_DIR, BENCH_BUILD_DIR);
@@ -160,6 +161,9 @@ int bench_parse_opts(bench_opts *o, int argc, char **argv)
         memcpy(o->batches, q, sizeof q);
         o->nbatches = 3;
     }
+    o->max_batch = 1;
+    for (int i = 0; i < o->nbatches; i++)
+        o->max_batch = o->batches[i] > o->max_batch ? o->batches[i] : o->max_batch;
     if (o->step_seconds < 0)
         o->step_seconds = o->quick ? 0.003 : 0.2;
     if (o->rep_seconds < 0)

@@ -29,9 +29,7 @@ static int validate_model(bench_run *run, int mi, const bp_dataset *ds, int *fai
 {
     const bench_opts *o = &run->opt;
     const bench_model *bm = &bench_models[mi];
-    int maxB = 1;
-    for (int i = 0; i < o->nbatches; i++)
-        maxB = o->batches[i] > maxB ? o->batches[i] : maxB;
+    int maxB = o->max_batch;
     bp_model *m = NULL;
     bp_work *w = NULL;
     bp_error err;
