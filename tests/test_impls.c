@@ -157,8 +157,8 @@ static void bad_arguments(void)
     for (int k = 0; k < 3; k++)
         CHECK_INT_EQ(bp_step_grad(m, w, (bp_impl)k, X, labels, 4, NULL, NULL, NULL), BP_ERR_ARG);
     /* bp_forward indexes the logits with the labels just the same (loss −log y_c), so it must
-     * refuse them too; accepting them reads past the row (past the buffer on the last row).
-     * Fails until src/step.c validates labels in bp_forward as bp_step_grad does. */
+     * refuse them too, as bp_step_grad does; accepting them would read past the row (past the
+     * buffer on the last row). */
     double loss = 0.0;
     int correct = 0;
     CHECKF(bp_forward(m, w, X, labels, 4, NULL, &loss, &correct) == BP_ERR_ARG,

@@ -411,9 +411,10 @@ done:
 }
 
 /* A learning rate far too large for a two-hidden-layer ReLU MLP makes the weights of
- * consecutive layers feed each other's growth until the logits overflow and the loss becomes
- * NaN: bp_train must stop with BP_ERR_NUMERIC and say so. (Softmax regression or one hidden
- * layer do not get there: log-sum-exp keeps their loss finite, if absurd; see the report.) */
+ * consecutive layers feed each other's growth: bp_train must stop with BP_ERR_NUMERIC and say
+ * so. Divergence is a NaN or infinite loss, or a mean batch loss above BP_LOSS_DIVERGED (1e6
+ * nats, src/train.c), since log-sum-exp keeps the loss finite long after the weights have blown
+ * up; here the bound is what stops the run, within the first epoch. */
 static void diverges(void)
 {
     bp_dataset ds = separable(10, 8);
@@ -441,8 +442,8 @@ static void diverges(void)
 /* The test set must be checked like the training set: labels at or above the model's outputs
  * index past their row of logits in every evaluation (softmax_xent_forward reads v[label]),
  * giving a wrong loss and accuracy, or a read past the scratch buffer (ASan reports a
- * heap-buffer-overflow for a label of 200 on the last row). bp_train checks train->classes but
- * not test->classes, so this fails until src/train.c checks the test set too. */
+ * heap-buffer-overflow for a label of 200 on the last row). bp_train must refuse a test set
+ * whose classes exceed the model's outputs, as it refuses such a training set. */
 static void test_set_classes(void)
 {
     bp_dataset tr = separable(1, 9), te = separable(1, 10);
