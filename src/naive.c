@@ -46,18 +46,10 @@ void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, 
         loss += ls;
         hits += hit;
 
-        /* dL/dy = −t/y, then dL/dv = Jᵀ·dL/dy */
-        for (int i = 0; i < C; i++)
-            dy[i] = 0.0f;
-        float yc = y[labels[s]] > 1.17549435e-38f ? y[labels[s]] : 1.17549435e-38f;
-        dy[labels[s]] = -1.0f / yc;
-        softmax_jacobian(w->J, y, C);
-        for (int j = 0; j < C; j++) {
-            float sum = 0.0f;
-            for (int i = 0; i < C; i++)
-                sum += w->J[i * C + j] * dy[i];
-            g[j] = sum;
-        }
+        /* dL/dy = −t/y, then dL/dv = Jᵀ·dL/dy with J built explicitly: the one-sample (B = 1)
+         * forms of the jacobian path's functions in softmax_xent.c */
+        xent_backward_dy(dy, y, &labels[s], 1, C);
+        softmax_backward_jacobian(g, dy, y, w->J, 1, C);
 
         for (int l = L - 1; l >= 0; l--) {
             int I = m->sizes[l], O = m->sizes[l + 1];

@@ -22,15 +22,23 @@ void model_forward(const bp_model *m, bp_work *w, const float *X, int B)
     }
 }
 
+/* A batch the scratch can hold, with labels (if any) below the class count C. */
+static int batch_ok(const bp_work *w, const uint8_t *labels, int B, int C)
+{
+    if (B < 1 || B > w->max_batch)
+        return 0;
+    for (int r = 0; labels && r < B; r++)
+        if (labels[r] >= C)
+            return 0;
+    return 1;
+}
+
 int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
                float *probs, double *loss_sum, int *correct)
 {
-    if (B < 1 || B > w->max_batch)
-        return BP_ERR_ARG;
     int C = m->sizes[m->nlayers];
-    for (int r = 0; labels && r < B; r++)
-        if (labels[r] >= C)
-            return BP_ERR_ARG;
+    if (!batch_ok(w, labels, B, C))
+        return BP_ERR_ARG;
     model_forward(m, w, X, B);
     softmax_xent_forward(w->Y, w->V, labels, B, C, loss_sum, correct);
     if (probs)
@@ -42,11 +50,8 @@ int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *lab
 int bp_step_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const uint8_t *labels,
                  int B, double *loss_sum, int *correct, float *dX)
 {
-    if (B < 1 || B > w->max_batch)
+    if (!labels || !batch_ok(w, labels, B, m->sizes[m->nlayers]))
         return BP_ERR_ARG;
-    for (int r = 0; r < B; r++)
-        if (labels[r] >= m->sizes[m->nlayers])
-            return BP_ERR_ARG;
     if (impl == BP_IMPL_NAIVE) {
         naive_step(m, w, X, labels, B, loss_sum, correct, dX);
         return BP_OK;
