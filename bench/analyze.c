@@ -20,7 +20,7 @@ const bench_row *bench_find(const bench_run *run, bench_kind kind, int model, in
     return NULL;
 }
 
-static double sgemm_at(const bench_run *run, int threads)
+double bench_peak_gflops(const bench_run *run, int threads)
 {
     for (int i = 0; i < run->nsgemm; i++)
         if (run->sgemm[i].threads == threads)
@@ -47,14 +47,14 @@ static void add_target(bench_run *run, int model, int threads, bench_kind kind, 
     }
     /* The GEMM rate the threshold asks for: a speedup s over naive needs s times naive's
      * samples/s, i.e. that many GEMM FLOPs per second. */
-    double peak = sgemm_at(run, threads);
+    double peak = bench_peak_gflops(run, threads);
     double need = is_frac ? threshold * peak : threshold * (r->gflops / r->speedup);
     snprintf(t->needs, sizeof t->needs, "%.1f GFLOP/s = %.0f%% of peak", need,
              peak > 0 ? 100 * need / peak : 0.0);
     t->status = v >= threshold;
     if (is_frac)
         snprintf(t->measured, sizeof t->measured, "%.1f%% (%.1f of %.1f GFLOP/s)", 100 * v,
-                 r->gflops, sgemm_at(run, threads));
+                 r->gflops, bench_peak_gflops(run, threads));
     else
         snprintf(t->measured, sizeof t->measured, "%.1f×", v);
 }
@@ -72,7 +72,7 @@ void bench_analyze(bench_run *run)
     const bench_opts *o = &run->opt;
     for (int i = 0; i < run->nrows; i++) {
         bench_row *r = &run->rows[i];
-        double peak = sgemm_at(run, r->threads);
+        double peak = bench_peak_gflops(run, r->threads);
         r->gflops = r->sps.med * bench_flops_per_sample(&bench_models[r->model]) * 1e-9;
         r->peak_frac = peak > 0 ? r->gflops / peak : 0.0;
         const bench_row *nv = bench_find(run, r->kind, r->model, r->threads, r->batch,

@@ -168,6 +168,9 @@ void bench_sysinfo_read(bench_sysinfo *s);
 void bench_loadavg(double load[3]);
 
 /* report_md.c, report_json.c: write into dir/latest.{md,json} (via a temporary and rename). */
+/* The sgemm peak of this run at a thread count: its best repetition (0 if not measured). */
+double bench_peak_gflops(const bench_run *run, int threads);
+
 /* Writes dir/name through a temporary file and a rename; prints why on failure. */
 int bench_write_file(const bench_run *run, const char *dir, const char *name,
                      void (*body)(FILE *f, const bench_run *run));

@@ -20,14 +20,6 @@ static const char *grouped(char *buf, size_t len, double v)
     return buf;
 }
 
-static double sgemm_med(const bench_run *run, int threads)
-{
-    for (int i = 0; i < run->nsgemm; i++)
-        if (run->sgemm[i].threads == threads)
-            return run->sgemm[i].gflops.max;
-    return 0.0;
-}
-
 static void header(FILE *f, const bench_run *run)
 {
     const bench_sysinfo *s = &run->sys;
@@ -122,7 +114,7 @@ static void table(FILE *f, const bench_run *run, bench_kind kind, int model, int
     const bench_opts *o = &run->opt;
     fprintf(f, "\n### %s, %s, %d thread%s (sgemm peak %.1f GFLOP/s)\n\n",
             bench_models[model].label, kind == BENCH_EPOCH ? "epoch" : "step", threads,
-            threads == 1 ? "" : "s", sgemm_med(run, threads));
+            threads == 1 ? "" : "s", bench_peak_gflops(run, threads));
     fprintf(f, "| batch | impl | samples/s | min – max | %sGFLOP/s | %% peak | × naive | %s |\n"
                "|--:|:--|--:|--:|%s--:|--:|--:|--:|\n",
             kind == BENCH_STEP ? "µs/step | " : "",
