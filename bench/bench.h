@@ -34,7 +34,6 @@ typedef struct {
 extern const bench_model bench_models[BENCH_MAX_MODELS];
 /* Report order: the reference first. */
 extern const bp_impl bench_impls[BENCH_NIMPL];
-const char *bench_impl_name(bp_impl impl);
 
 typedef struct {
     int quick;
@@ -145,14 +144,13 @@ typedef struct {
 } bench_run;
 
 /* measure.c */
-double bench_now(void);
 bench_stat bench_summarize(double *v, int n); /* sorts v */
 double bench_flops_per_sample(const bench_model *bm);
-int bench_sgemm_peak(int n, int reps, bench_stat *gflops);
+int bench_sgemm_peak(int n, int reps, int threads, bench_stat *gflops);
 int bench_time_step(bp_model *m, bp_work *w, bp_opt *opt, bp_impl impl, const float *X,
                     const uint8_t *labels, int B, float lr, double seconds, int reps,
                     bench_stat *sps, long *steps_per_rep);
-int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, int B,
+int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, int B, int threads,
                      long samples, const bench_opts *o, bench_stat *sps);
 
 /* validate.c: fills run->checks; returns the number of failures (negative on error). */

@@ -13,16 +13,6 @@ const bench_model bench_models[BENCH_MAX_MODELS] = {
 };
 const bp_impl bench_impls[BENCH_NIMPL] = {BP_IMPL_NAIVE, BP_IMPL_JACOBIAN, BP_IMPL_BLAS};
 
-const char *bench_impl_name(bp_impl impl)
-{
-    switch (impl) {
-    case BP_IMPL_NAIVE: return "naive";
-    case BP_IMPL_JACOBIAN: return "jacobian";
-    case BP_IMPL_BLAS: return "blas";
-    }
-    return "?";
-}
-
 /* Room for n more rows, so pointers to rows stay valid while they are added. */
 static int reserve_rows(bench_run *run, int n)
 {
@@ -116,7 +106,7 @@ static int time_model(bench_run *run, const bp_dataset *ds, int mi, int ti)
     st = X && labels ? bp_model_create(&m, bm->sizes, bm->nlayers, BP_ACT_RELU, &err)
                      : BP_ERR_NOMEM;
     if (!st)
-        st = bp_work_create(&w, m, maxB, &err);
+        st = bp_work_create(&w, m, maxB, T, &err);
     if (!st)
         st = bp_opt_create(&opt, &oc, m->nparams, &err);
     for (int bi = 0; bi < o->nbatches && !st; bi++) {
@@ -148,9 +138,8 @@ static int time_model(bench_run *run, const bp_dataset *ds, int mi, int ti)
             rs->batch = re->batch = B;
             rs->impl = re->impl = impl;
             rs->reps = re->reps = o->reps;
-            bp_rng rng;
-            bp_rng_seed(&rng, o->seed);
-            bp_model_init(m, BP_INIT_AUTO, &rng);
+            if ((st = bp_model_init(m, BP_INIT_AUTO, o->seed, &err)))
+                break;
             st = bench_time_step(m, w, opt, impl, X, labels, B, o->lr, o->step_seconds, o->reps,
                                  &rs->sps, &rs->steps_per_rep);
             rs->samples_per_rep = rs->steps_per_rep * B;
@@ -158,12 +147,12 @@ static int time_model(bench_run *run, const bp_dataset *ds, int mi, int ti)
                 break;
             re->samples_per_rep = epoch_samples(run, B, rs->sps.med);
             re->steps_per_rep = (re->samples_per_rep + B - 1) / B;
-            st = bench_time_epoch(bm, ds, impl, B, re->samples_per_rep, o, &re->sps);
+            st = bench_time_epoch(bm, ds, impl, B, T, re->samples_per_rep, o, &re->sps);
             if (st)
                 break;
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
                    "samples/s (%ld samples/rep)\n",
-                   bm->label, T, B, bench_impl_name(impl), rs->sps.med, re->sps.med,
+                   bm->label, T, B, bp_impl_name(impl), rs->sps.med, re->sps.med,
                    re->samples_per_rep);
             fflush(stdout);
         }
@@ -184,7 +173,7 @@ int main(int argc, char **argv)
     int st = bench_parse_opts(&run.opt, argc, argv);
     if (st)
         return st == 1 ? 0 : 2;
-    double t0 = bench_now();
+    double t0 = bp_now();
     const bench_opts *o = &run.opt;
     bench_sysinfo_read(&run.sys);
     bp_dataset *ds = NULL;
@@ -208,11 +197,10 @@ int main(int argc, char **argv)
            o->tolerance);
 
     for (int ti = 0; ti < o->nthreads && !st; ti++) {
-        bp_blas_set_threads(o->threads[ti]);
         bench_sgemm *g = &run.sgemm[run.nsgemm++];
         g->threads = o->threads[ti];
         g->n = o->sgemm_n;
-        st = bench_sgemm_peak(o->sgemm_n, o->reps, &g->gflops);
+        st = bench_sgemm_peak(o->sgemm_n, o->reps, g->threads, &g->gflops);
         if (st)
             break;
         printf("sgemm %d³, %d thread(s): peak %.1f GFLOP/s (best of %d; median %.1f)\n", g->n,
@@ -227,7 +215,7 @@ int main(int argc, char **argv)
     }
     bench_analyze(&run);
     bench_loadavg(run.sys.load_after);
-    run.wall_seconds = bench_now() - t0;
+    run.wall_seconds = bp_now() - t0;
     st = bench_write_md(&run, o->out_dir);
     if (!st)
         st = bench_write_json(&run, o->out_dir);

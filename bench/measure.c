@@ -8,14 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -41,7 +33,7 @@ double bench_flops_per_sample(const bench_model *bm)
     return f;
 }
 
-int bench_sgemm_peak(int n, int reps, bench_stat *gflops)
+int bench_sgemm_peak(int n, int reps, int threads, bench_stat *gflops)
 {
     size_t nn = (size_t)n * n;
     float *A = malloc(nn * sizeof *A), *Bm = malloc(nn * sizeof *Bm), *C = malloc(nn * sizeof *C);
@@ -57,12 +49,13 @@ int bench_sgemm_peak(int n, int reps, bench_stat *gflops)
         Bm[i] = (float)(2.0 * bp_rng_uniform(&rng) - 1.0);
     }
     double flops = 2.0 * (double)n * n * n;
+    openblas_set_num_threads(threads);
     for (int r = -1; r < reps; r++) {
-        double t0 = bench_now();
+        double t0 = bp_now();
         /* C = A·B, row-major, no transposes */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f,
                     C, n);
-        double t = bench_now() - t0;
+        double t = bp_now() - t0;
         if (r >= 0)
             v[r] = flops / t * 1e-9;
     }
@@ -75,15 +68,15 @@ int bench_sgemm_peak(int n, int reps, bench_stat *gflops)
 static double run_steps(bp_model *m, bp_work *w, bp_opt *opt, bp_impl impl, const float *X,
                         const uint8_t *labels, int B, float lr, long steps, int *st)
 {
-    double t0 = bench_now();
+    double t0 = bp_now();
     for (long i = 0; i < steps; i++) {
         double loss;
-        int s = bp_step_grad(m, w, impl, X, labels, B, &loss, NULL, NULL);
+        int s = bp_grad(m, w, impl, X, labels, B, &loss, NULL, NULL, NULL);
         if (s || !isfinite(loss))
             *st = s ? s : BP_ERR_NUMERIC;
         bp_opt_step(opt, m->params, m->grads, lr);
     }
-    return bench_now() - t0;
+    return bp_now() - t0;
 }
 
 int bench_time_step(bp_model *m, bp_work *w, bp_opt *opt, bp_impl impl, const float *X,
@@ -133,7 +126,7 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
  * epoch a seeded shuffle, then per batch the gather and scaling of uint8 pixels to float, the
  * step, the loss check and the SGD update (bp_train's seconds cover exactly that loop). The
  * first epoch is the warm-up. An epoch over fewer samples uses the first `samples` of the set. */
-int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, int B,
+int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, int B, int threads,
                      long samples, const bench_opts *o, bench_stat *sps)
 {
     bp_dataset sub = *ds;
@@ -144,9 +137,8 @@ int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, 
     int st = sec ? bp_model_create(&m, bm->sizes, bm->nlayers, BP_ACT_RELU, &err) : BP_ERR_NOMEM;
     if (st)
         goto done;
-    bp_rng rng;
-    bp_rng_seed(&rng, o->seed);
-    bp_model_init(m, BP_INIT_AUTO, &rng);
+    if ((st = bp_model_init(m, BP_INIT_AUTO, o->seed, &err)))
+        goto done;
     epoch_log log = {sec, 0, o->reps + 1};
     bp_train_config cfg;
     bp_train_config_default(&cfg);
@@ -154,6 +146,7 @@ int bench_time_epoch(const bench_model *bm, const bp_dataset *ds, bp_impl impl, 
     cfg.batch = B;
     cfg.seed = o->seed;
     cfg.impl = impl;
+    cfg.threads = threads;
     cfg.opt.kind = BP_OPT_SGD;
     cfg.opt.lr = o->lr;
     cfg.opt.sched = BP_SCHED_CONSTANT;

@@ -126,7 +126,7 @@ static void write_results(FILE *f, const bench_run *run)
         const bench_check *c = &run->checks[i];
         fprintf(f, "%s\n    {\"model\": \"%s\", \"impl\": \"%s\", \"batch\": %d, \"threads\": %d, "
                    "\"grad_rel_diff\": ", i ? "," : "", bench_models[c->model].name,
-                bench_impl_name(c->impl), c->batch, c->threads);
+                bp_impl_name(c->impl), c->batch, c->threads);
         jnum(f, c->rel_diff);
         fprintf(f, ", \"loss_rel_diff\": ");
         jnum(f, c->loss_rel);
@@ -139,7 +139,7 @@ static void write_results(FILE *f, const bench_run *run)
                    "%d, \"timed_threads\": %d, \"batch\": %d, \"reps\": %d, "
                    "\"samples_per_rep\": %ld, \"steps_per_rep\": %ld, \"samples_per_s\": ",
                 i ? "," : "", r->kind == BENCH_EPOCH ? "epoch" : "step",
-                bench_models[r->model].name, bench_impl_name(r->impl), r->threads,
+                bench_models[r->model].name, bp_impl_name(r->impl), r->threads,
                 r->timed_threads, r->batch, r->reps, r->samples_per_rep, r->steps_per_rep);
         jstat(f, r->sps);
         fprintf(f, ", \"gemm_gflops\": ");

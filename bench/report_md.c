@@ -104,7 +104,7 @@ static void header(FILE *f, const bench_run *run)
             }
             if (worst)
                 fprintf(f, "| %s | %s | %.2e | %d | %d | %s |\n",
-                        bench_models[o->models[mi]].label, bench_impl_name(bench_impls[k]),
+                        bench_models[o->models[mi]].label, bp_impl_name(bench_impls[k]),
                         worst->rel_diff, worst->batch, n, ok ? "ok" : "FAILED");
         }
 }
@@ -129,7 +129,7 @@ static void table(FILE *f, const bench_run *run, bench_kind kind, int model, int
             char a[32], b[32], c[32];
             int mark = r->timed_threads != r->threads;
             shared |= mark;
-            fprintf(f, "| %d | %s%s | %s | %s – %s | ", r->batch, bench_impl_name(r->impl),
+            fprintf(f, "| %d | %s%s | %s | %s – %s | ", r->batch, bp_impl_name(r->impl),
                     mark ? "†" : "", grouped(a, sizeof a, r->sps.med),
                     grouped(b, sizeof b, r->sps.min), grouped(c, sizeof c, r->sps.max));
             if (kind == BENCH_STEP)

@@ -38,29 +38,28 @@ static int validate_model(bench_run *run, int mi, const bp_dataset *ds, int *fai
     int st = X && labels ? bp_model_create(&m, bm->sizes, bm->nlayers, BP_ACT_RELU, &err)
                          : BP_ERR_NOMEM;
     if (!st)
-        st = bp_work_create(&w, m, maxB, &err);
+        st = bp_work_create(&w, m, maxB, 0, &err);
     float *ref = m ? malloc(m->nparams * sizeof *ref) : NULL;
     if (!st && !ref)
         st = BP_ERR_NOMEM;
     if (st)
         goto done;
-    bp_rng rng;
-    bp_rng_seed(&rng, o->seed);
-    bp_model_init(m, BP_INIT_AUTO, &rng);
+    if ((st = bp_model_init(m, BP_INIT_AUTO, o->seed, &err)))
+        goto done;
     for (int bi = 0; bi < o->nbatches; bi++) {
         int B = o->batches[bi];
         double loss_ref, loss;
         bp_dataset_gather(ds, NULL, 0, B, X, labels);
-        if ((st = bp_step_grad(m, w, BP_IMPL_NAIVE, X, labels, B, &loss_ref, NULL, NULL)))
+        if ((st = bp_grad(m, w, BP_IMPL_NAIVE, X, labels, B, &loss_ref, NULL, NULL, NULL)))
             goto done;
         memcpy(ref, m->grads, m->nparams * sizeof *ref);
         for (int ti = 0; ti < o->nthreads; ti++) {
-            bp_blas_set_threads(o->threads[ti]);
+            bp_work_set_threads(w, o->threads[ti]);
             for (int k = 0; k < BENCH_NIMPL; k++) {
                 bp_impl impl = bench_impls[k];
                 if (impl == BP_IMPL_NAIVE)
                     continue;
-                if ((st = bp_step_grad(m, w, impl, X, labels, B, &loss, NULL, NULL)))
+                if ((st = bp_grad(m, w, impl, X, labels, B, &loss, NULL, NULL, NULL)))
                     goto done;
                 bench_check *c = &run->checks[run->nchecks++];
                 c->model = mi, c->batch = B, c->threads = o->threads[ti], c->impl = impl;
@@ -74,7 +73,7 @@ static int validate_model(bench_run *run, int mi, const bp_dataset *ds, int *fai
                             "bp_bench: VALIDATION FAILED: %s %s batch %d, %d thread(s): "
                             "gradient differs from naive by %.3g of max |g| (loss by %.3g), "
                             "tolerance %.3g\n",
-                            bm->label, bench_impl_name(impl), B, o->threads[ti], c->rel_diff,
+                            bm->label, bp_impl_name(impl), B, o->threads[ti], c->rel_diff,
                             c->loss_rel, o->tolerance);
                 }
             }

@@ -9,12 +9,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define BP_VERSION "0.1.0"
+#include "backprop_version.h" /* BP_VERSION, generated from the Meson project version */
+
+/* Every public function carries BP_API; the shared library exports these and nothing else. */
+#if defined(__GNUC__)
+#define BP_API __attribute__((visibility("default")))
+#else
+#define BP_API
+#endif
 
 typedef enum {
     BP_OK = 0,
@@ -25,23 +33,29 @@ typedef enum {
     BP_ERR_NUMERIC = -5, /* a loss or gradient became NaN or infinite */
 } bp_status;
 
-/* A message buffer the caller owns; functions that fail fill it with one line. */
+/* A message buffer the caller owns. A function that fails writes one line into msg; when the
+ * fault is one setting of a configuration struct, field names it as in C ("opt.lr", "batch"),
+ * else field is "". */
 typedef struct {
+    char field[32];
     char msg[512];
 } bp_error;
 
-const char *bp_status_str(int status);
+BP_API const char *bp_status_str(int status);
+
+/* Seconds on a monotonic clock (CLOCK_MONOTONIC): for intervals only. */
+BP_API double bp_now(void);
 
 /* ---- random numbers: xoshiro256** seeded through splitmix64 (see src/rng.c) ---- */
 typedef struct {
     uint64_t s[4];
 } bp_rng;
 
-void bp_rng_seed(bp_rng *rng, uint64_t seed);
-uint64_t bp_rng_next(bp_rng *rng);
-uint32_t bp_rng_below(bp_rng *rng, uint32_t n); /* uniform in [0, n), unbiased; n > 0 */
-double bp_rng_uniform(bp_rng *rng);             /* uniform in [0, 1) with 53 bits */
-double bp_rng_normal(bp_rng *rng);              /* standard normal (Box–Muller) */
+BP_API void bp_rng_seed(bp_rng *rng, uint64_t seed);
+BP_API uint64_t bp_rng_next(bp_rng *rng);
+BP_API uint32_t bp_rng_below(bp_rng *rng, uint32_t n); /* uniform in [0, n), unbiased; n > 0 */
+BP_API double bp_rng_uniform(bp_rng *rng);             /* uniform in [0, 1) with 53 bits */
+BP_API double bp_rng_normal(bp_rng *rng);              /* standard normal (Box–Muller) */
 
 /* ---- datasets ---- */
 typedef struct {
@@ -57,26 +71,27 @@ typedef struct {
 #define BP_CLASSES 10
 
 /* Reads an IDX image file (magic 0x00000803) or label file (0x00000801), raw or gzip. */
-int bp_idx_read_images(const char *path, uint8_t **pixels, uint32_t *n, uint32_t *rows,
-                       uint32_t *cols, bp_error *err);
-int bp_idx_read_labels(const char *path, uint8_t **labels, uint32_t *n, bp_error *err);
+BP_API int bp_idx_read_images(const char *path, uint8_t **pixels, uint32_t *n, uint32_t *rows,
+                              uint32_t *cols, bp_error *err);
+BP_API int bp_idx_read_labels(const char *path, uint8_t **labels, uint32_t *n, bp_error *err);
 
 /* Loads an image file and its label file and checks they agree (count, label < classes). */
-int bp_dataset_load(bp_dataset **out, const char *images_path, const char *labels_path,
-                    uint32_t classes, bp_error *err);
+BP_API int bp_dataset_load(bp_dataset **out, const char *images_path, const char *labels_path,
+                           uint32_t classes, bp_error *err);
 /* Loads the four MNIST-layout files of dir (each as NAME or NAME.gz); train and test must have
  * the same image size. */
-int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test, bp_error *err);
-void bp_dataset_free(bp_dataset *ds);
+BP_API int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test,
+                               bp_error *err);
+BP_API void bp_dataset_free(bp_dataset *ds);
 
 /* X[b,:] = pixels[idx[b],:] / 255 for b < B (idx == NULL: samples first..first+B-1);
  * labels_out[b] likewise. */
-void bp_dataset_gather(const bp_dataset *ds, const uint32_t *idx, uint32_t first, int B,
-                       float *X, uint8_t *labels_out);
+BP_API void bp_dataset_gather(const bp_dataset *ds, const uint32_t *idx, uint32_t first, int B,
+                              float *X, uint8_t *labels_out);
 /* Fisher–Yates shuffle of perm[0..n-1]. */
-void bp_shuffle(uint32_t *perm, uint32_t n, bp_rng *rng);
+BP_API void bp_shuffle(uint32_t *perm, uint32_t n, bp_rng *rng);
 
-/* ---- models: [linear → act]* → linear → softmax + cross-entropy ---- */
+/* ---- names of the enums: one table, used by the CLI, the bench and the tests ---- */
 typedef enum { BP_ACT_RELU, BP_ACT_TANH, BP_ACT_SIGMOID } bp_act;
 typedef enum { BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE } bp_impl;
 typedef enum {
@@ -85,12 +100,44 @@ typedef enum {
     BP_INIT_UNIFORM, /* W ~ U(−a, a), a = sqrt(6/(I+O)) (Glorot uniform); b = 0 */
     BP_INIT_NORMAL,  /* W ~ N(0, 2/(I+O)) (Glorot normal); b = 0 */
 } bp_init;
+typedef enum { BP_OPT_SGD, BP_OPT_MOMENTUM, BP_OPT_NESTEROV, BP_OPT_ADAM } bp_opt_kind;
+typedef enum { BP_SCHED_CONSTANT, BP_SCHED_STEP, BP_SCHED_COSINE } bp_sched_kind;
 
+/* bp_X_name: the lower-case name ("relu", "jacobian", "adam", …); NULL for a value that is not
+ * one of the enum's. bp_X_parse: the value of a name, or BP_ERR_ARG with a message that lists
+ * the names ("unknown activation 'foo' (one of: relu, tanh, sigmoid)"). */
+BP_API const char *bp_act_name(bp_act v);
+BP_API const char *bp_impl_name(bp_impl v);
+BP_API const char *bp_init_name(bp_init v);
+BP_API const char *bp_opt_name(bp_opt_kind v);
+BP_API const char *bp_sched_name(bp_sched_kind v);
+BP_API int bp_act_parse(const char *s, bp_act *out, bp_error *err);
+BP_API int bp_impl_parse(const char *s, bp_impl *out, bp_error *err);
+BP_API int bp_init_parse(const char *s, bp_init *out, bp_error *err);
+BP_API int bp_opt_parse(const char *s, bp_opt_kind *out, bp_error *err);
+BP_API int bp_sched_parse(const char *s, bp_sched_kind *out, bp_error *err);
+
+/* ---- threads ----
+ * The library runs its GEMMs on OpenBLAS, whose thread count is one setting for the whole
+ * process. Policy: each bp_work carries a thread count; before each GEMM the library sets
+ * OpenBLAS to that count, or to 1 for the skinny and small products where a second thread
+ * costs more than it gives (a 10-wide output layer; see src/gemm.c). It does not restore the
+ * previous setting. The library starts no threads of its own. */
+
+/* The thread count to use: requested if > 0, else OPENBLAS_NUM_THREADS when it is a positive
+ * integer, else the online cores; never more than the online cores (*capped, if not NULL, is
+ * set to 1 when the count had to be lowered to the cores, else 0). */
+BP_API int bp_threads_resolve(int requested, int *capped);
+BP_API const char *bp_blas_config(void);   /* OpenBLAS build configuration */
+BP_API const char *bp_blas_corename(void); /* the kernel family OpenBLAS chose for this CPU */
+
+/* ---- models: [linear → act]* → linear → softmax + cross-entropy ---- */
 #define BP_MAX_LAYERS 16
+#define BP_MAX_WIDTH (1 << 20) /* the widest layer, and the largest input, a model may have */
 
 typedef struct {
-    int nlayers;                 /* linear layers: L */
-    int sizes[BP_MAX_LAYERS + 1];/* sizes[0] = input, sizes[L] = classes */
+    int nlayers;                 /* linear layers */
+    int sizes[BP_MAX_LAYERS + 1];/* sizes[0] = input, sizes[nlayers] = classes */
     bp_act act;                  /* activation after every linear layer but the last */
     size_t nparams;              /* floats in params (and grads) */
     float *params;               /* one flat block: W0, b0, W1, b1, ... */
@@ -101,67 +148,101 @@ typedef struct {
     float *db[BP_MAX_LAYERS];
 } bp_model;
 
-/* sizes has nlayers+1 entries. */
-int bp_model_create(bp_model **out, const int *sizes, int nlayers, bp_act act, bp_error *err);
-void bp_model_init(bp_model *m, bp_init init, bp_rng *rng);
-void bp_model_free(bp_model *m);
+/* sizes has nlayers+1 entries, each 1..BP_MAX_WIDTH. Parameters start at 0. */
+BP_API int bp_model_create(bp_model **out, const int *sizes, int nlayers, bp_act act,
+                           bp_error *err);
+/* Draws the parameters. seed is the run's seed (bp_train_config.seed): the draws come from a
+ * stream derived from it (seed ^ BP_INIT_STREAM), apart from the shuffling stream that bp_train
+ * seeds with seed itself, so a C caller and `backprop train --seed N` start from the same
+ * weights. BP_ERR_ARG for an unknown init. */
+#define BP_INIT_STREAM 0x5eedULL
+BP_API int bp_model_init(bp_model *m, bp_init init, uint64_t seed, bp_error *err);
+BP_API void bp_model_free(bp_model *m);
 
-/* Scratch for one model and batches of at most max_batch samples; the step never allocates. */
+/* Scratch of the forward and backward pass for one model and batches of at most max_batch
+ * samples: the passes never allocate. threads as for bp_threads_resolve (0: the default). The
+ * work holds no input batch: callers keep their own X and labels. */
 typedef struct bp_work bp_work;
-int bp_work_create(bp_work **out, const bp_model *m, int max_batch, bp_error *err);
-void bp_work_free(bp_work *w);
+BP_API int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
+                          bp_error *err);
+BP_API void bp_work_set_threads(bp_work *w, int threads); /* as bp_threads_resolve */
+BP_API int bp_work_threads(const bp_work *w);
+BP_API void bp_work_free(bp_work *w);
 
-/* Forward + backward on one batch X[B, sizes[0]] with labels[B]: writes the mean cross-entropy
- * gradient into m->grads (overwritten, not accumulated), the summed (not mean) loss into
- * *loss_sum and the number of correct arg-max predictions into *correct (either may be NULL).
- * dX, if not NULL, receives dL/dX [B, sizes[0]]. Returns BP_ERR_ARG for B outside
- * 1..max_batch, a label not below the class count, or an unknown impl. */
-int bp_step_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const uint8_t *labels,
-                 int B, double *loss_sum, int *correct, float *dX);
+/* Gradients of the mean cross-entropy on one batch X[B, sizes[0]] with labels[B], forward and
+ * backward through every layer: writes them into m->grads (overwritten, not accumulated) and
+ * changes no parameter. The summed (not mean) loss goes to *loss_sum and the number of correct
+ * arg-max predictions to *correct (either may be NULL). dX, if not NULL, receives dL/dX
+ * [B, sizes[0]]. BP_ERR_ARG, with a message, for B outside 1..max_batch, a label not below the
+ * class count, or an unknown impl. */
+BP_API int bp_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const uint8_t *labels,
+                   int B, double *loss_sum, int *correct, float *dX, bp_error *err);
 
 /* Forward only: probabilities into probs[B, classes] (may be NULL); loss and correct as above
  * (labels may be NULL, then loss and correct are not computed). */
-int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
-               float *probs, double *loss_sum, int *correct);
+BP_API int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *labels,
+                      int B, float *probs, double *loss_sum, int *correct, bp_error *err);
 
-/* Mean loss and accuracy of m over a whole dataset, in batches of the work's size. Returns
- * BP_ERR_ARG if the dataset's width is not the model's input width or a label is out of range. */
-int bp_evaluate(const bp_model *m, bp_work *w, const bp_dataset *ds, double *loss,
-                double *accuracy);
-
-/* ---- optimizers: each a single loop over the flat parameter block ---- */
-typedef enum { BP_OPT_SGD, BP_OPT_MOMENTUM, BP_OPT_NESTEROV, BP_OPT_ADAM } bp_opt_kind;
-typedef enum { BP_SCHED_CONSTANT, BP_SCHED_STEP, BP_SCHED_COSINE } bp_sched_kind;
+/* ---- evaluation ---- */
+#define BP_EVAL_BATCH 1000 /* the default evaluation batch: any size gives the same numbers */
 
 typedef struct {
+    uint32_t n;        /* samples evaluated */
+    double loss;       /* mean cross-entropy */
+    double accuracy;   /* fraction whose arg-max is the label */
+    uint32_t confusion[BP_CLASSES][BP_CLASSES]; /* [true label][predicted class] */
+} bp_eval_result;
+
+/* Evaluates m on every sample of ds in batches of batch (0: BP_EVAL_BATCH), on threads as for
+ * bp_threads_resolve. probs, if not NULL, receives every sample's probabilities
+ * [ds->n, classes]. It allocates its own scratch. BP_ERR_ARG if the data's width is not the
+ * model's input width or the model has more than BP_CLASSES outputs. */
+BP_API int bp_evaluate(const bp_model *m, const bp_dataset *ds, int batch, int threads,
+                       bp_eval_result *res, float *probs, bp_error *err);
+
+/* ---- optimizers: each a single loop over the flat parameter block ---- */
+typedef struct {
     bp_opt_kind kind;
-    float lr;
-    float momentum;     /* momentum and nesterov: velocity decay μ */
-    float weight_decay; /* SGD family: L2 (λ·p added to the gradient); Adam: decoupled (AdamW) */
-    float beta1, beta2, eps;
+    float lr;           /* base learning rate; 0: the optimizer's default (bp_opt_default_lr) */
+    float momentum;     /* momentum and nesterov: velocity decay μ, 0 ≤ μ < 1 */
+    float weight_decay; /* SGD family: L2 (λ·p added to the gradient); Adam: decoupled (AdamW);
+                         * 0 ≤ λ ≤ 10 */
+    float beta1, beta2; /* Adam: 0 ≤ β < 1 */
+    float eps;          /* Adam: > 0 */
     bp_sched_kind sched;
-    int step_epochs;    /* step schedule: multiply lr by gamma every step_epochs epochs */
-    float gamma;
-    float min_lr;       /* cosine: the rate it decays to at the last step */
+    int step_epochs;    /* step schedule: multiply lr by gamma every step_epochs epochs (≥ 1) */
+    float gamma;        /* 0 < γ ≤ 1 */
+    float min_lr;       /* cosine: the rate it decays to at the last step; 0 ≤ min_lr ≤ lr */
 } bp_opt_config;
 
-void bp_opt_config_default(bp_opt_config *c);
+/* The defaults: SGD at its default rate, momentum 0.9, no weight decay, Adam β = (0.9, 0.999),
+ * ε = 1e-8, cosine schedule to 0 (step schedule: every epoch, γ = 0.5). */
+BP_API void bp_opt_config_default(bp_opt_config *c);
+/* The default base rate of an optimizer: sgd 0.5, momentum and nesterov 0.05, adam 0.001
+ * (0 for an unknown kind). */
+BP_API float bp_opt_default_lr(bp_opt_kind kind);
+/* The base rate c uses: c->lr, or the kind's default when c->lr is 0. */
+BP_API float bp_opt_base_lr(const bp_opt_config *c);
+/* BP_OK, or BP_ERR_ARG naming the first field out of range (err->field "opt.momentum", …). */
+BP_API int bp_opt_config_check(const bp_opt_config *c, bp_error *err);
 
 typedef struct bp_opt bp_opt;
-int bp_opt_create(bp_opt **out, const bp_opt_config *cfg, size_t nparams, bp_error *err);
-void bp_opt_free(bp_opt *o);
+/* Checks cfg (bp_opt_config_check) and allocates the state for nparams parameters. */
+BP_API int bp_opt_create(bp_opt **out, const bp_opt_config *cfg, size_t nparams, bp_error *err);
+BP_API void bp_opt_free(bp_opt *o);
 /* The scheduled learning rate at a given epoch (0-based) and step within the whole run. */
-float bp_opt_lr(const bp_opt_config *cfg, int epoch, long step, long total_steps);
+BP_API float bp_opt_lr(const bp_opt_config *cfg, int epoch, long step, long total_steps);
 /* params -= update(grads) with learning rate lr; advances the optimizer's step counter. */
-void bp_opt_step(bp_opt *o, float *params, const float *grads, float lr);
+BP_API void bp_opt_step(bp_opt *o, float *params, const float *grads, float lr);
 
 /* ---- training ---- */
 typedef struct {
     int epoch;             /* 1-based */
     int epochs;
+    long step;             /* optimizer steps taken so far in the run */
     double train_loss;     /* mean cross-entropy over the epoch's samples, as trained */
     double train_acc;      /* fraction correct during the epoch, as trained */
-    double test_loss;
+    double test_loss;      /* NAN when there is no test set */
     double test_acc;       /* NAN when there is no test set */
     double seconds;        /* training loop only: no data loading, no evaluation */
     double samples_per_s;
@@ -171,25 +252,65 @@ typedef struct {
 typedef void (*bp_epoch_fn)(const bp_epoch_stats *s, void *user);
 typedef void (*bp_progress_fn)(int epoch, uint32_t done, uint32_t total, void *user);
 
+#define BP_MAX_EPOCHS 100000
+#define BP_MAX_BATCH 65536
+
 typedef struct {
-    int epochs;
-    int batch;
-    uint64_t seed;
-    int shuffle;           /* 0: samples in file order every epoch */
-    bp_impl impl;
+    int epochs;            /* 1..BP_MAX_EPOCHS (default 10) */
+    int batch;             /* 1..BP_MAX_BATCH (default 100); a larger batch than the training
+                            * set is clamped to its size */
+    uint64_t seed;         /* shuffling; bp_model_init derives the initialisation from it too */
+    int shuffle;           /* 0: samples in file order every epoch (default 1) */
+    bp_impl impl;          /* default BP_IMPL_BLAS */
+    int threads;           /* as for bp_threads_resolve (default 0) */
+    int eval_batch;        /* batch of the per-epoch test evaluation (0: BP_EVAL_BATCH) */
     bp_opt_config opt;
     bp_epoch_fn on_epoch;  /* may be NULL */
     bp_progress_fn on_progress; /* may be NULL; called after every batch */
     void *user;
 } bp_train_config;
 
-void bp_train_config_default(bp_train_config *c);
+/* The defaults the CLI uses: 10 epochs, batch 100, seed 1, shuffled, blas, default threads,
+ * bp_opt_config_default. */
+BP_API void bp_train_config_default(bp_train_config *c);
+/* BP_OK, or BP_ERR_ARG naming the first field out of range or unknown: err->field is its C
+ * name ("epochs", "opt.lr", …) and err->msg says what is wrong with it. */
+BP_API int bp_train_config_check(const bp_train_config *c, bp_error *err);
 
 /* Trains m on train, evaluating on test (may be NULL) after every epoch. The last epoch's stats
- * go to *last (may be NULL); the best test accuracy to *best_test_acc (may be NULL). */
-int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
-             const bp_train_config *cfg, bp_epoch_stats *last, double *best_test_acc,
-             bp_error *err);
+ * go to *last (may be NULL); the best test accuracy to *best_test_acc (may be NULL). Checks cfg
+ * first (bp_train_config_check). */
+BP_API int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
+                    const bp_train_config *cfg, bp_epoch_stats *last, double *best_test_acc,
+                    bp_error *err);
+
+/* ---- files written whole or not at all ----
+ * bp_file_create opens a temporary file beside path (same directory, so the rename cannot
+ * cross file systems); the caller writes through bp_file_stream; bp_file_commit flushes,
+ * fsyncs, closes, renames it over path and fsyncs the directory. An existing file at path is
+ * replaced only by a complete new one: on any error (a full disk included) the temporary is
+ * removed and path is left as it was. bp_file_abort removes the temporary. Commit and abort
+ * free f. */
+typedef struct bp_file bp_file;
+BP_API int bp_file_create(bp_file **out, const char *path, bp_error *err);
+BP_API FILE *bp_file_stream(bp_file *f);
+BP_API int bp_file_commit(bp_file *f, bp_error *err);
+BP_API void bp_file_abort(bp_file *f);
+
+/* ---- images: readers for predict, writers for pictures ---- */
+typedef struct {
+    uint32_t rows, cols;
+    uint8_t *pixels; /* rows×cols gray levels, row-major, 0 black … 255 white */
+} bp_image;
+
+/* Reads a PGM (P2 or P5) or PNG file, chosen by its first bytes, not its name, into 8-bit
+ * gray. docs/model-format.md gives the conversion rules (alpha, colour, 16-bit, maxval). */
+BP_API int bp_image_read(const char *path, bp_image *img, bp_error *err);
+BP_API void bp_image_free(bp_image *img);
+/* Writes an 8-bit PNG through bp_file (atomically): channels 1 (gray) or 3 (RGB), pixels
+ * row-major, height×width×channels bytes. */
+BP_API int bp_png_write(const char *path, const uint8_t *pixels, uint32_t width,
+                        uint32_t height, int channels, bp_error *err);
 
 /* ---- gradient checking ---- */
 typedef struct {
@@ -207,16 +328,17 @@ typedef struct {
  * entries of each tensor are drawn (0: all), chosen by the seed; with ReLU, drawn entries whose
  * ±h evaluations differ in the sign of some hidden pre-activation are skipped (checked +
  * skipped = drawn); an entry with a non-finite analytic gradient is never skipped. res needs
- * 2·nlayers + 1 entries; *nres gets their number. Returns BP_ERR_ARG for B < 1 or h not > 0. */
-int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,
-                 double h, size_t per_tensor, uint64_t seed, bp_gradcheck_tensor *res, int *nres,
-                 bp_error *err);
-
-/* ---- BLAS backend ---- */
-void bp_blas_set_threads(int n);
-int bp_blas_threads(void);
-const char *bp_blas_config(void);   /* OpenBLAS build configuration */
-const char *bp_blas_corename(void); /* the kernel family OpenBLAS chose for this CPU */
+ * 2·nlayers + 1 entries; *nres gets their number. The analytic gradient runs on threads as
+ * for bp_threads_resolve. Checks B and h first (bp_gradcheck_check). */
+BP_API int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,
+                        double h, size_t per_tensor, uint64_t seed, int threads,
+                        bp_gradcheck_tensor *res, int *nres, bp_error *err);
+/* BP_OK, or BP_ERR_ARG naming "batch" (1..BP_GRADCHECK_MAX_BATCH) or "h" (BP_GRADCHECK_MIN_H
+ * to 1: below it, θ ± h rounds so close to θ in double precision that the difference quotient
+ * is mostly rounding error, and at 1e-38 it is exactly 0). */
+#define BP_GRADCHECK_MAX_BATCH 4096
+#define BP_GRADCHECK_MIN_H 1e-10
+BP_API int bp_gradcheck_check(int B, double h, bp_error *err);
 
 #ifdef __cplusplus
 }

@@ -4,9 +4,6 @@
 #include <cblas.h>
 #include <string.h>
 
-/* The thread count the caller asked for; OpenBLAS's own setting is process-wide anyway. */
-static int blas_threads = 0;
-
 /* OpenBLAS splits a GEMM over its threads along M and N. For the skinny products of a
  * 10-class output layer (N or M = 10) the split leaves each thread a ragged sliver of the
  * kernel's 16×4 tile and two threads run slower than one (measured on a 2-core Zen 3,
@@ -18,7 +15,7 @@ static int wants_one_thread(int M, int N, int K)
     return M < 16 || N < 16 || (double)M * N * K < (double)(1 << 20);
 }
 
-void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc)
 {
     /* For beta = 0 OpenBLAS first clears C in a separate pass that is slower than memset (it
@@ -32,22 +29,15 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
                 memset(C + (size_t)r * ldc, 0, (size_t)N * sizeof *C);
         beta = 1.0f;
     }
-    int narrow = blas_threads > 1 && wants_one_thread(M, N, K);
-    if (narrow)
-        openblas_set_num_threads(1);
+    /* OpenBLAS's count is process-wide: set it for this call when it differs (reading it is a
+     * load, setting it is cheap when nothing changes, but skip even that). */
+    int want = threads > 1 && wants_one_thread(M, N, K) ? 1 : threads < 1 ? 1 : threads;
+    if (openblas_get_num_threads() != want)
+        openblas_set_num_threads(want);
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C,
                 ldc);
-    if (narrow)
-        openblas_set_num_threads(blas_threads);
 }
 
-void bp_blas_set_threads(int n)
-{
-    blas_threads = n;
-    openblas_set_num_threads(n);
-}
-
-int bp_blas_threads(void) { return openblas_get_num_threads(); }
 const char *bp_blas_config(void) { return openblas_get_config(); }
 const char *bp_blas_corename(void) { return openblas_get_corename(); }

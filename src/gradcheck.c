@@ -71,9 +71,19 @@ static void max_err(double *mx, double e)
         *mx = isnan(e) ? INFINITY : e;
 }
 
+int bp_gradcheck_check(int B, double h, bp_error *err)
+{
+    if (B < 1 || B > BP_GRADCHECK_MAX_BATCH)
+        return bp_fail_field(err, "batch", "%d must be from 1 to %d", B, BP_GRADCHECK_MAX_BATCH);
+    if (!(h >= BP_GRADCHECK_MIN_H && h <= 1.0))
+        return bp_fail_field(err, "h", "%g must be from %g to 1 (a smaller step leaves only "
+                             "rounding error in the difference)", h, BP_GRADCHECK_MIN_H);
+    return BP_OK;
+}
+
 int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,
-                 double h, size_t per_tensor, uint64_t seed, bp_gradcheck_tensor *res, int *nres,
-                 bp_error *err)
+                 double h, size_t per_tensor, uint64_t seed, int threads,
+                 bp_gradcheck_tensor *res, int *nres, bp_error *err)
 {
     int L = m->nlayers, st = BP_OK, wide = 0;
     int relu = m->act == BP_ACT_RELU && L > 1;
@@ -81,10 +91,8 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
     float *dX = NULL;
     double *P = NULL, *Xd = NULL, *buf = NULL;
     uint8_t *sp = NULL, *sm = NULL; /* sign patterns at θ + h and θ − h */
-    if (B < 1 || !(h > 0) || !isfinite(h)) {
-        st = bp_fail(err, BP_ERR_ARG, "gradient check needs B >= 1 and a finite step h > 0");
+    if ((st = bp_gradcheck_check(B, h, err)))
         goto done;
-    }
     for (int l = 0; l <= L; l++)
         wide = m->sizes[l] > wide ? m->sizes[l] : wide;
     size_t nx = (size_t)B * m->sizes[0], nsign = 0; /* nsign: B·Σ hidden widths, ReLU only */
@@ -102,12 +110,9 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
         st = bp_fail(err, BP_ERR_NOMEM, "out of memory for the gradient check");
         goto done;
     }
-    if ((st = bp_work_create(&w, m, B, err)))
+    if ((st = bp_work_create(&w, m, B, threads, err)) ||
+        (st = bp_grad(m, w, impl, X, labels, B, NULL, NULL, dX, err)))
         goto done;
-    if ((st = bp_step_grad(m, w, impl, X, labels, B, NULL, NULL, dX))) {
-        bp_fail(err, st, "gradient step refused batch %d", B);
-        goto done;
-    }
     for (size_t i = 0; i < m->nparams; i++)
         P[i] = m->params[i];
     for (size_t i = 0; i < nx; i++)

@@ -14,16 +14,24 @@ int bp_fail(bp_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The same for a bad setting: BP_ERR_ARG, err->field = field, msg "field: …". */
+int bp_fail_field(bp_error *err, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* gemm.c — the only place that includes cblas.h. Row-major
- * C[M,N] = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_X is non-zero. */
-void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+ * C[M,N] = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans_X is non-zero, on at most
+ * threads OpenBLAS threads (the policy in backprop.h). */
+void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc);
 
 /* linear.c */
-void linear_forward(float *V, const float *X, const float *W, const float *b, int B, int I, int O);
-void linear_backward(float *dX, float *dW, float *db, const float *dV, const float *X,
-                     const float *W, int B, int I, int O);
+void linear_forward(int threads, float *V, const float *X, const float *W, const float *b, int B,
+                    int I, int O);
+void linear_backward(int threads, float *dX, float *dW, float *db, const float *dV,
+                     const float *X, const float *W, int B, int I, int O);
 
 /* activation.c: A = act(Z) elementwise (A may alias Z); dZ = dA ⊙ act'(Z), where act' is
  * written through the output A (dZ may alias dA). */
@@ -44,14 +52,13 @@ void softmax_backward_jacobian(float *dV, const float *dY, const float *Y, float
 /* The scratch of one model at one maximum batch size. */
 struct bp_work {
     int max_batch;
+    int threads;                /* OpenBLAS threads for this work's GEMMs */
     int max_width;              /* largest of sizes[1..L] */
     float *H[BP_MAX_LAYERS];    /* H[l], l = 1..L-1: hidden activations [B, sizes[l]] */
     float *V;                   /* logits [B, C] */
     float *Y;                   /* probabilities [B, C] */
     float *D[2];                /* ping-pong gradient buffers [B, max_width] */
     float *J;                   /* one sample's softmax Jacobian [C, C] */
-    float *X;                   /* an input batch [B, sizes[0]] for evaluation and training */
-    uint8_t *labels;            /* [B] */
     float *na, *nd;             /* naive: per-sample activations (all layers) and two gradients */
     void *mem;
 };
@@ -59,7 +66,12 @@ struct bp_work {
 /* model.c: the batched forward through every layer; leaves logits in w->V. */
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B);
 
-/* naive.c: the seminar's per-sample loops, same contract as bp_step_grad. */
+/* step.c: a batch the work can hold, with labels (if any) below the class count; else
+ * BP_ERR_ARG with a message. */
+int batch_check(const bp_model *m, const bp_work *w, const uint8_t *labels, int B,
+                bp_error *err);
+
+/* naive.c: the seminar's per-sample loops, same contract as bp_grad (arguments checked). */
 void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
                 double *loss_sum, int *correct, float *dX);
 

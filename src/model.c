@@ -16,9 +16,10 @@ int bp_model_create(bp_model **out, const int *sizes, int nlayers, bp_act act, b
         return bp_fail(err, BP_ERR_ARG, "unknown activation %d", (int)act);
     size_t n = 0;
     for (int l = 0; l <= nlayers; l++)
-        if (sizes[l] < 1 || sizes[l] > (1 << 20))
-            return bp_fail(err, BP_ERR_ARG, "layer width %d is out of range (1 to %d)",
-                           sizes[l], 1 << 20);
+        if (sizes[l] < 1 || sizes[l] > BP_MAX_WIDTH)
+            return bp_fail(err, BP_ERR_ARG, "sizes[%d] (%s) is %d; a width must be 1 to %d", l,
+                           l == 0 ? "the input" : l == nlayers ? "the classes" : "a hidden layer",
+                           sizes[l], BP_MAX_WIDTH);
     for (int l = 0; l < nlayers; l++)
         n += (size_t)sizes[l + 1] * sizes[l] + sizes[l + 1];
     if (n > ((size_t)1 << 31) / sizeof(float))
@@ -62,11 +63,16 @@ void bp_model_free(bp_model *m)
     free(m);
 }
 
-void bp_model_init(bp_model *m, bp_init init, bp_rng *rng)
+int bp_model_init(bp_model *m, bp_init init, uint64_t seed, bp_error *err)
 {
+    if (!bp_init_name(init))
+        return bp_fail(err, BP_ERR_ARG, "unknown initialisation %d", (int)init);
     memset(m->params, 0, m->nparams * sizeof(float));
     if (init == BP_INIT_ZEROS)
-        return;
+        return BP_OK;
+    bp_rng stream;
+    bp_rng *rng = &stream;
+    bp_rng_seed(rng, seed ^ BP_INIT_STREAM); /* apart from bp_train's shuffling stream */
     for (int l = 0; l < m->nlayers; l++) {
         int I = m->sizes[l], O = m->sizes[l + 1];
         size_t wn = (size_t)O * I;
@@ -86,14 +92,16 @@ void bp_model_init(bp_model *m, bp_init init, bp_rng *rng)
                 W[i] = (float)(bp_rng_normal(rng) * sd);
         }
     }
+    return BP_OK;
 }
 
-int bp_work_create(bp_work **out, const bp_model *m, int max_batch, bp_error *err)
+int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
+                   bp_error *err)
 {
     *out = NULL;
-    if (max_batch < 1 || max_batch > (1 << 20))
-        return bp_fail(err, BP_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch,
-                       1 << 20);
+    if (max_batch < 1 || max_batch > BP_MAX_BATCH)
+        return bp_fail(err, BP_ERR_ARG, "a work's batch is 1 to %d samples, not %d",
+                       BP_MAX_BATCH, max_batch);
     int L = m->nlayers, C = m->sizes[L], I0 = m->sizes[0];
     size_t Bz = (size_t)max_batch;
     int maxw = 0, sum_sizes = 0;
@@ -102,17 +110,18 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, bp_error *er
             maxw = m->sizes[l];
         sum_sizes += m->sizes[l];
     }
-    size_t floats = Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + Bz * I0 + (size_t)sum_sizes +
+    size_t floats = Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + (size_t)sum_sizes +
                     (size_t)2 * (maxw > I0 ? maxw : I0);
     for (int l = 1; l < L; l++)
         floats += Bz * m->sizes[l];
     bp_work *w = calloc(1, sizeof *w);
     if (!w)
         goto nomem;
-    w->mem = calloc(floats * sizeof(float) + Bz, 1);
+    w->mem = calloc(floats, sizeof(float));
     if (!w->mem)
         goto nomem;
     w->max_batch = max_batch;
+    w->threads = bp_threads_resolve(threads, NULL);
     w->max_width = maxw;
     float *p = w->mem;
     for (int l = 1; l < L; l++) {
@@ -124,10 +133,8 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, bp_error *er
     w->D[0] = p, p += Bz * maxw;
     w->D[1] = p, p += Bz * maxw;
     w->J = p, p += (size_t)C * C;
-    w->X = p, p += Bz * I0;
     w->na = p, p += (size_t)sum_sizes;
-    w->nd = p, p += (size_t)2 * (maxw > I0 ? maxw : I0);
-    w->labels = (uint8_t *)p;
+    w->nd = p;
     *out = w;
     return BP_OK;
 nomem:
@@ -135,6 +142,9 @@ nomem:
     return bp_fail(err, BP_ERR_NOMEM, "out of memory allocating scratch for batch %d",
                    max_batch);
 }
+
+void bp_work_set_threads(bp_work *w, int threads) { w->threads = bp_threads_resolve(threads, NULL); }
+int bp_work_threads(const bp_work *w) { return w->threads; }
 
 void bp_work_free(bp_work *w)
 {

@@ -22,7 +22,7 @@ struct bp_opt {
 void bp_opt_config_default(bp_opt_config *c)
 {
     c->kind = BP_OPT_SGD;
-    c->lr = 0.5f;
+    c->lr = 0.0f; /* the kind's default, bp_opt_default_lr */
     c->momentum = 0.9f;
     c->weight_decay = 0.0f;
     c->beta1 = 0.9f;
@@ -34,9 +34,72 @@ void bp_opt_config_default(bp_opt_config *c)
     c->min_lr = 0.0f;
 }
 
+/* SGD's 0.5 was chosen on MNIST softmax regression with the cosine schedule; momentum
+ * multiplies the effective step by 1/(1 − μ) = 10, hence a tenth of it; Adam's steps are
+ * normalised, so its usual 1e-3 applies. */
+float bp_opt_default_lr(bp_opt_kind kind)
+{
+    switch (kind) {
+    case BP_OPT_SGD: return 0.5f;
+    case BP_OPT_MOMENTUM:
+    case BP_OPT_NESTEROV: return 0.05f;
+    case BP_OPT_ADAM: return 0.001f;
+    }
+    return 0.0f;
+}
+
+float bp_opt_base_lr(const bp_opt_config *c)
+{
+    return c->lr > 0.0f ? c->lr : bp_opt_default_lr(c->kind);
+}
+
+/* v in [lo, hi] (NaN fails); open_hi makes hi excluded. */
+static int in_range(float v, float lo, float hi, int open_hi)
+{
+    return v >= lo && (open_hi ? v < hi : v <= hi);
+}
+
+int bp_opt_config_check(const bp_opt_config *c, bp_error *err)
+{
+    if (!bp_opt_name(c->kind))
+        return bp_fail_field(err, "opt.kind", "unknown optimizer %d", (int)c->kind);
+    if (!bp_sched_name(c->sched))
+        return bp_fail_field(err, "opt.sched", "unknown learning-rate schedule %d",
+                             (int)c->sched);
+    if (!in_range(c->lr, 0.0f, 1e6f, 0))
+        return bp_fail_field(err, "opt.lr", "%g must be 0 (the optimizer's default) or "
+                             "positive, and at most 1e6", c->lr);
+    float lr = bp_opt_base_lr(c);
+    if (!in_range(c->momentum, 0.0f, 1.0f, 1))
+        return bp_fail_field(err, "opt.momentum", "%g must be at least 0 and below 1",
+                             c->momentum);
+    if (!in_range(c->weight_decay, 0.0f, 10.0f, 0))
+        return bp_fail_field(err, "opt.weight_decay", "%g must be from 0 to 10",
+                             c->weight_decay);
+    if (!in_range(c->beta1, 0.0f, 1.0f, 1))
+        return bp_fail_field(err, "opt.beta1", "%g must be at least 0 and below 1", c->beta1);
+    if (!in_range(c->beta2, 0.0f, 1.0f, 1))
+        return bp_fail_field(err, "opt.beta2", "%g must be at least 0 and below 1", c->beta2);
+    if (!(c->eps > 0.0f && c->eps <= 1.0f))
+        return bp_fail_field(err, "opt.eps", "%g must be greater than 0 and at most 1", c->eps);
+    if (c->step_epochs < 1 || c->step_epochs > BP_MAX_EPOCHS)
+        return bp_fail_field(err, "opt.step_epochs", "%d must be from 1 to %d", c->step_epochs,
+                             BP_MAX_EPOCHS);
+    if (!(c->gamma > 0.0f && c->gamma <= 1.0f))
+        return bp_fail_field(err, "opt.gamma", "%g must be greater than 0 and at most 1",
+                             c->gamma);
+    if (!in_range(c->min_lr, 0.0f, lr, 0))
+        return bp_fail_field(err, "opt.min_lr", "%g must be at least 0 and at most the "
+                             "learning rate %g", c->min_lr, lr);
+    return BP_OK;
+}
+
 int bp_opt_create(bp_opt **out, const bp_opt_config *cfg, size_t nparams, bp_error *err)
 {
     *out = NULL;
+    int st = bp_opt_config_check(cfg, err);
+    if (st)
+        return st;
     bp_opt *o = calloc(1, sizeof *o);
     if (!o)
         return bp_fail(err, BP_ERR_NOMEM, "out of memory");
@@ -71,18 +134,19 @@ void bp_opt_free(bp_opt *o)
 
 float bp_opt_lr(const bp_opt_config *c, int epoch, long step, long total_steps)
 {
+    float lr = bp_opt_base_lr(c);
     switch (c->sched) {
     case BP_SCHED_STEP:
-        return c->lr * powf(c->gamma, (float)(epoch / (c->step_epochs > 0 ? c->step_epochs : 1)));
+        return lr * powf(c->gamma, (float)(epoch / (c->step_epochs > 0 ? c->step_epochs : 1)));
     case BP_SCHED_COSINE: {
         /* η_t = η_min + (η − η_min)·(1 + cos(π·t/(T−1)))/2, t = 0 … T−1: the first step uses
          * η, the last exactly η_min */
         double frac = total_steps > 1 ? (double)step / (double)(total_steps - 1) : 0.0;
-        return (float)(c->min_lr + (c->lr - c->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+        return (float)(c->min_lr + (lr - c->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
     }
     case BP_SCHED_CONSTANT: break;
     }
-    return c->lr;
+    return lr;
 }
 
 void bp_opt_step(bp_opt *o, float *p, const float *g, float lr)

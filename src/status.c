@@ -1,7 +1,10 @@
-/* Status strings and the one-line error messages the library hands back to its caller. */
+/* Status strings, the one-line error messages the library hands back to its caller, and the
+ * one clock. */
 #include "internal.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 const char *bp_status_str(int status)
 {
@@ -16,13 +19,40 @@ const char *bp_status_str(int status)
     }
 }
 
+/* With a field, the message reads "field: what is wrong", so it stands alone for a C caller
+ * and the CLI can put its flag's name in the field's place. */
+static void vfail(bp_error *err, const char *field, const char *fmt, va_list ap)
+{
+    if (!err)
+        return;
+    snprintf(err->field, sizeof err->field, "%s", field);
+    int n = *field ? snprintf(err->msg, sizeof err->msg, "%s: ", field) : 0;
+    if (n < 0 || (size_t)n >= sizeof err->msg)
+        n = 0;
+    vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
+}
+
 int bp_fail(bp_error *err, int status, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, "", fmt, ap);
+    va_end(ap);
     return status;
+}
+
+int bp_fail_field(bp_error *err, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, field, fmt, ap);
+    va_end(ap);
+    return BP_ERR_ARG;
+}
+
+double bp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -61,35 +61,41 @@ usage_error "backprop train: --lr needs a value" --lr
 for v in abc 1.5 nan inf -inf '' 12x 99999999999999999999; do
     usage_error "--epochs: expected an integer, got '$v'" --epochs "$v"
 done
-usage_error "--epochs: 0 is out of range (1 to 100000)" --epochs 0
-usage_error "--epochs: -3 is out of range (1 to 100000)" --epochs -3
+usage_error "--epochs: 0 must be from 1 to 100000" --epochs 0
+usage_error "--epochs: -3 must be from 1 to 100000" --epochs -3
 for v in nan NaN x inf 3.5 -1e9; do
     usage_error "--batch: " --batch "$v"
 done
-usage_error "--batch: 0 is out of range (1 to 65536)" --batch 0
-usage_error "--batch: -5 is out of range (1 to 65536)" --batch -5
+usage_error "--batch: 0 must be from 1 to 65536" --batch 0
+usage_error "--batch: -5 must be from 1 to 65536" --batch -5
 usage_error "--batch: expected an integer, got 'nan'" --batch nan
 for v in nan NAN inf -inf infinity 1e400 abc 0.1.2 ''; do
     usage_error "--lr: expected a finite number, got '$v'" --lr "$v"
 done
-usage_error "--lr: 0 is out of range (above 0, at most 1e+06)" --lr 0
-usage_error "--lr: -0.5 is out of range (above 0, at most 1e+06)" --lr -0.5
-usage_error "--lr: 2e+06 is out of range" --lr 2e6
-usage_error "--lr-min 0.2 is above --lr 0.1" --lr 0.1 --lr-min 0.2
-usage_error "--impl: unknown value 'fast' (one of: blas jacobian naive)" --impl fast
-usage_error "--act: unknown value 'gelu' (one of: relu tanh sigmoid)" --act gelu
-usage_error "--optim: unknown value 'rmsprop' (one of: sgd momentum nesterov adam)" --optim rmsprop
-usage_error "--init: unknown value 'he' (one of: auto zeros uniform normal)" --init he
-usage_error "--lr-schedule: unknown value 'linear'" --lr-schedule linear
+usage_error "--lr: 0 must be greater than 0" --lr 0
+usage_error "--lr: -0.5 must be greater than 0" --lr -0.5
+usage_error "--lr: 2e+06 must be 0 (the optimizer's default) or positive, and at most 1e6" --lr 2e6
+usage_error "--lr-min: 0.2 must be at least 0 and at most the learning rate 0.1" --lr 0.1 --lr-min 0.2
+usage_error "--lr-min: 0.6 must be at least 0 and at most the learning rate 0.5" --lr-min 0.6
+usage_error "--momentum: 1 must be at least 0 and below 1" --momentum 1
+usage_error "--weight-decay: -1 must be from 0 to 10" --weight-decay -1
+usage_error "--lr-gamma: 0 must be greater than 0 and at most 1" --lr-gamma 0
+usage_error "--lr-step: 0 must be from 1 to 100000" --lr-step 0
+usage_error "--impl: unknown implementation 'fast' (one of: blas, jacobian, naive)" --impl fast
+usage_error "--act: unknown activation 'gelu' (one of: relu, tanh, sigmoid)" --act gelu
+usage_error "--optim: unknown optimizer 'rmsprop' (one of: sgd, momentum, nesterov, adam)" --optim rmsprop
+usage_error "--init: unknown initialisation 'he' (one of: auto, zeros, uniform, normal)" --init he
+usage_error "--lr-schedule: unknown learning-rate schedule 'linear'" --lr-schedule linear
 usage_error "--hidden: expected widths like 256 or 512,256" --hidden 0
 usage_error "--hidden: expected widths like 256 or 512,256" --hidden 64,,32
-usage_error "--threads: 0 is out of range" --threads 0
+usage_error "--threads: -1 must be 0 (the default) or positive" --threads -1
 usage_error "--seed: expected a non-negative integer, got '-1'" --seed -1
 usage_error "backprop train: unexpected argument 'extra'" extra
 expect 2 "backprop: unknown command 'frobnicate'" frobnicate
 expect 2 "usage: backprop COMMAND"
 expect 2 "backprop gradcheck: unknown option '--bogus'" gradcheck --bogus
-expect 2 "--batch: 0 is out of range" gradcheck --batch 0
+expect 2 "--batch: 0 must be from 1 to 4096" gradcheck --batch 0
+expect 2 "--step: 1e-38 must be from 1e-10 to 1" gradcheck --step 1e-38
 expect 2 "backprop gradcheck: unexpected argument 'x'" gradcheck x
 
 # ---- help and version: exit 0, on stdout, nothing on stderr ----

@@ -11,14 +11,18 @@
 static inline bp_model *fx_model(const int *sizes, int nlayers, bp_act act, uint64_t seed)
 {
     bp_model *m = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     if (bp_model_create(&m, sizes, nlayers, act, &err)) {
         fprintf(stderr, "bp_model_create: %s\n", err.msg);
         return NULL;
     }
+    if (bp_model_init(m, BP_INIT_AUTO, seed, &err)) {
+        fprintf(stderr, "bp_model_init: %s\n", err.msg);
+        bp_model_free(m);
+        return NULL;
+    }
     bp_rng rng;
     bp_rng_seed(&rng, seed);
-    bp_model_init(m, BP_INIT_AUTO, &rng);
     for (int l = 0; l < nlayers; l++)
         for (int o = 0; o < sizes[l + 1]; o++)
             m->b[l][o] = (float)(0.2 * bp_rng_normal(&rng));
@@ -34,16 +38,6 @@ static inline void fx_batch(float *X, uint8_t *labels, int B, int I, int C, uint
         X[i] = (float)bp_rng_uniform(&rng);
     for (int b = 0; b < B; b++)
         labels[b] = (uint8_t)bp_rng_below(&rng, (uint32_t)C);
-}
-
-static inline const char *fx_act_name(bp_act a)
-{
-    return a == BP_ACT_RELU ? "relu" : a == BP_ACT_TANH ? "tanh" : "sigmoid";
-}
-
-static inline const char *fx_impl_name(bp_impl i)
-{
-    return i == BP_IMPL_BLAS ? "blas" : i == BP_IMPL_JACOBIAN ? "jacobian" : "naive";
 }
 
 #endif

@@ -62,8 +62,8 @@ static void run_gradcheck(const char *what, const int *sizes, int L, bp_act act,
     for (int k = 0; k < 3; k++) {
         bp_gradcheck_tensor res[2 * BP_MAX_LAYERS + 1];
         int nres = 0;
-        bp_error err = {{0}};
-        int st = bp_gradcheck(m, impls[k], X, labels, B, GC_STEP, 0, seed, res, &nres, &err);
+        bp_error err = {0};
+        int st = bp_gradcheck(m, impls[k], X, labels, B, GC_STEP, 0, seed, 0, res, &nres, &err);
         CHECKF(st == BP_OK, "bp_gradcheck: %s", err.msg);
         if (st)
             continue;
@@ -78,13 +78,13 @@ static void run_gradcheck(const char *what, const int *sizes, int L, bp_act act,
             CHECKF(act == BP_ACT_RELU ? res[t].skipped * 100 <= n : res[t].skipped == 0,
                    "%s: %s skipped %zu of %zu entries", what, res[t].name, res[t].skipped, n);
             char label[128];
-            snprintf(label, sizeof label, "%.60s %s %.15s rel", what, fx_impl_name(impls[k]),
+            snprintf(label, sizeof label, "%.60s %s %.15s rel", what, bp_impl_name(impls[k]),
                      res[t].name);
             CHECK_MAXDIFF(label, res[t].max_rel_err, GC_REL_TOL);
             max_err(&ab, res[t].max_abs_err);
         }
         char label[96];
-        snprintf(label, sizeof label, "%.60s %s all tensors abs", what, fx_impl_name(impls[k]));
+        snprintf(label, sizeof label, "%.60s %s all tensors abs", what, bp_impl_name(impls[k]));
         CHECK_MAXDIFF(label, ab, GC_ABS_TOL);
     }
 done:
@@ -193,31 +193,31 @@ static void check_softmax_regression(int B)
     const int sizes[2] = {784, 10};
     bp_model *m = fx_model(sizes, 1, BP_ACT_RELU, 77 + (uint64_t)B);
     bp_work *w = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     float *X = malloc((size_t)B * 784 * sizeof *X), *dX = malloc((size_t)B * 784 * sizeof *dX);
     uint8_t *labels = malloc((size_t)B);
     double *V = malloc((size_t)B * 10 * sizeof *V);
     if (!CHECK(m && X && dX && labels && V))
         goto done;
-    if (!CHECKF(bp_work_create(&w, m, B, &err) == BP_OK, "%s", err.msg))
+    if (!CHECKF(bp_work_create(&w, m, B, 0, &err) == BP_OK, "%s", err.msg))
         goto done;
     fx_batch(X, labels, B, 784, 10, 5000 + (uint64_t)B);
     for (int k = 0; k < 3; k++) {
         double loss = NAN;
-        CHECK_INT_EQ(bp_step_grad(m, w, impls[k], X, labels, B, &loss, NULL, dX), BP_OK);
+        CHECK_INT_EQ(bp_grad(m, w, impls[k], X, labels, B, &loss, NULL, dX, NULL), BP_OK);
         CHECK(isfinite(loss));
         fd_err eW = {0, 0}, eb = {0, 0}, eX = {0, 0};
         fd_softmax_regression(m, m->dW[0], m->db[0], dX, X, labels, B, FD_STEP, V, &eW, &eb,
                               &eX);
         char label[96];
         snprintf(label, sizeof label, "784-10 B=%d %s W0 abs (rel %.1e)", B,
-                 fx_impl_name(impls[k]), eW.max_rel);
+                 bp_impl_name(impls[k]), eW.max_rel);
         CHECK_MAXDIFF(label, eW.max_abs, FD_ABS_TOL);
         snprintf(label, sizeof label, "784-10 B=%d %s b0 abs (rel %.1e)", B,
-                 fx_impl_name(impls[k]), eb.max_rel);
+                 bp_impl_name(impls[k]), eb.max_rel);
         CHECK_MAXDIFF(label, eb.max_abs, FD_ABS_TOL);
         snprintf(label, sizeof label, "784-10 B=%d %s X abs (rel %.1e)", B,
-                 fx_impl_name(impls[k]), eX.max_rel);
+                 bp_impl_name(impls[k]), eX.max_rel);
         CHECK_MAXDIFF(label, eX.max_abs, FD_ABS_TOL);
 
         if (impls[k] != BP_IMPL_BLAS)
@@ -264,8 +264,8 @@ static void check_gradcheck_can_fail(void)
         m->params[i] *= 4.0f;
     bp_gradcheck_tensor res[5];
     int nres = 0;
-    bp_error err = {{0}};
-    CHECKF(bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, 0.5, 0, 1, res, &nres, &err) == BP_OK,
+    bp_error err = {0};
+    CHECKF(bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, 0.5, 0, 1, 0, res, &nres, &err) == BP_OK,
            "%s", err.msg);
     double worst = 0.0;
     for (int t = 0; t < nres; t++)
@@ -281,7 +281,7 @@ static void check_gradcheck_can_fail(void)
 static bp_model *hand_model(const int *sizes, int L, bp_act act)
 {
     bp_model *m = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     if (bp_model_create(&m, sizes, L, act, &err)) {
         fprintf(stderr, "bp_model_create: %s\n", err.msg);
         return NULL;
@@ -320,8 +320,8 @@ static void check_gradcheck_nan(void)
             m->W[L - 1][i] = 3e38f;
         bp_gradcheck_tensor res[5];
         int nres = 0;
-        bp_error err = {{0}};
-        int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, c ? 1e-3 : GC_STEP, 0, 1, res,
+        bp_error err = {0};
+        int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, c ? 1e-3 : GC_STEP, 0, 1, 0, res,
                               &nres, &err);
         CHECKF(st == BP_OK, "bp_gradcheck: %s", err.msg);
         if (st) {
@@ -369,8 +369,8 @@ static void check_relu_kink(void)
             double h = k ? 1e-8 : 1e-3;
             bp_gradcheck_tensor res[5];
             int nres = 0;
-            bp_error err = {{0}};
-            int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, 1, h, 0, 1, res, &nres, &err);
+            bp_error err = {0};
+            int st = bp_gradcheck(m, BP_IMPL_BLAS, X, labels, 1, h, 0, 1, 0, res, &nres, &err);
             if (!CHECKF(st == BP_OK && nres == 5, "bp_gradcheck: %s", err.msg))
                 continue;
             for (int t = 0; t < 5; t++) {
@@ -411,8 +411,8 @@ static void check_relu_can_fail(void)
         m->params[i] *= 4.0f;
     bp_gradcheck_tensor res[5];
     int nres = 0;
-    bp_error err = {{0}};
-    if (CHECKF(bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, 0.5, 0, 1, res, &nres, &err) == BP_OK,
+    bp_error err = {0};
+    if (CHECKF(bp_gradcheck(m, BP_IMPL_BLAS, X, labels, B, 0.5, 0, 1, 0, res, &nres, &err) == BP_OK,
                "%s", err.msg)) {
         size_t skipped = 0;
         double last = 0.0;
@@ -433,7 +433,6 @@ static void check_relu_can_fail(void)
 
 int main(void)
 {
-    bp_blas_set_threads(1);
     printf("part 1: bp_gradcheck, every entry, step %g\n", GC_STEP);
     const int soft[2] = {20, 10};
     run_gradcheck("20-10 softmax", soft, 1, BP_ACT_RELU, 5, 1);
@@ -442,9 +441,9 @@ int main(void)
         const int one[3] = {20, 16, 10};
         const int two[4] = {20, 12, 8, 10};
         char what[64];
-        snprintf(what, sizeof what, "20-16-10 %s", fx_act_name(acts[a]));
+        snprintf(what, sizeof what, "20-16-10 %s", bp_act_name(acts[a]));
         run_gradcheck(what, one, 2, acts[a], 5, 10 + (uint64_t)a);
-        snprintf(what, sizeof what, "20-12-8-10 %s", fx_act_name(acts[a]));
+        snprintf(what, sizeof what, "20-12-8-10 %s", bp_act_name(acts[a]));
         run_gradcheck(what, two, 3, acts[a], 5, 20 + (uint64_t)a);
     }
     check_gradcheck_can_fail();

@@ -118,7 +118,7 @@ static void round_trip(void)
         CHECK(write_file(p, buf, n, gz) == 0);
         uint8_t *px = NULL;
         uint32_t cnt = 0, r = 0, c = 0;
-        bp_error err = {{0}};
+        bp_error err = {0};
         CHECKF(bp_idx_read_images(p, &px, &cnt, &r, &c, &err) == BP_OK, "%s", err.msg);
         CHECK(cnt == N && r == ROWS && c == COLS);
         CHECK(px && memcmp(px, pixels, sizeof pixels) == 0);
@@ -137,7 +137,7 @@ static void round_trip(void)
     /* bp_dataset_load mixing a raw image file with gzip labels */
     char pi[4200], pl[4200];
     bp_dataset *ds = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     CHECKF(bp_dataset_load(&ds, at(pi, sizeof pi, "img"), at(pl, sizeof pl, "lab.gz"), 10,
                            &err) == BP_OK,
            "%s", err.msg);
@@ -196,7 +196,7 @@ static void load_dir(void)
 {
     char d[4200];
     bp_dataset *tr = NULL, *te = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
 
     const int mixed[4] = {0, 1, 1, 0};
     write_dir("mixed", mixed, ROWS, COLS);
@@ -261,7 +261,7 @@ static void expect_bad(char kind, const char *name, const void *bytes, size_t n,
     at(p, sizeof p, name);
     if (bytes)
         CHECK(write_file(p, bytes, n, gz) == 0);
-    bp_error err = {{0}};
+    bp_error err = {0};
     uint8_t *data = (uint8_t *)&err; /* must come back NULL */
     uint32_t cnt = 0, r = 0, c = 0;
     double t0 = now();
@@ -384,7 +384,7 @@ static void bad_files(void)
         CHECK(write_file(at(p, sizeof p, "members.gz"), both, z1n + z2n, 0) == 0);
         uint8_t *px = NULL;
         uint32_t cnt = 0, r = 0, c = 0;
-        bp_error err = {{0}};
+        bp_error err = {0};
         CHECKF(bp_idx_read_images(p, &px, &cnt, &r, &c, &err) == BP_OK, "members.gz: %s",
                err.msg);
         CHECK(cnt == N && px && memcmp(px, pixels, sizeof pixels) == 0);
@@ -454,7 +454,7 @@ static void bad_datasets(void)
     unsigned char buf[256];
     char pi[4200], pl[4200];
     bp_dataset *ds = (bp_dataset *)buf; /* must come back NULL */
-    bp_error err = {{0}};
+    bp_error err = {0};
     size_t n = good_images(buf, N, ROWS, COLS);
     CHECK(write_file(at(pi, sizeof pi, "ds-img"), buf, n, 0) == 0);
 

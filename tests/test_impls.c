@@ -65,12 +65,12 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
     for (int l = 1; l <= L && n > 0 && (size_t)n < sizeof what; l++)
         n += snprintf(what + n, sizeof what - (size_t)n, "-%d", sizes[l]);
     if (n > 0 && (size_t)n < sizeof what)
-        snprintf(what + n, sizeof what - (size_t)n, " %s B=%d", L > 1 ? fx_act_name(act) : "softmax", B);
+        snprintf(what + n, sizeof what - (size_t)n, " %s B=%d", L > 1 ? bp_act_name(act) : "softmax", B);
 
     const bp_impl impls[3] = {BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE};
     bp_model *m = fx_model(sizes, L, act, seed);
     bp_work *w = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     size_t nx = (size_t)B * sizes[0];
     float *X = malloc(nx * sizeof *X);
     uint8_t *labels = malloc((size_t)B);
@@ -78,7 +78,7 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
     result res[3] = {{0}};
     if (!CHECK(m && X && labels && probs))
         goto done;
-    if (!CHECKF(bp_work_create(&w, m, B, &err) == BP_OK, "%s", err.msg))
+    if (!CHECKF(bp_work_create(&w, m, B, 0, &err) == BP_OK, "%s", err.msg))
         goto done;
     fx_batch(X, labels, B, sizes[0], sizes[L], seed + 1);
     for (int k = 0; k < 3; k++) {
@@ -93,8 +93,8 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
             res[k].dX[i] = 1e3f;
         res[k].loss = NAN;
         res[k].correct = -1;
-        CHECK_INT_EQ(bp_step_grad(m, w, impls[k], X, labels, B, &res[k].loss, &res[k].correct,
-                                  res[k].dX),
+        CHECK_INT_EQ(bp_grad(m, w, impls[k], X, labels, B, &res[k].loss, &res[k].correct,
+                                  res[k].dX, NULL),
                      BP_OK);
         memcpy(res[k].grads, m->grads, m->nparams * sizeof(float));
         CHECK(isfinite(res[k].loss) && res[k].loss > 0);
@@ -106,7 +106,7 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
     /* The forward-only pass reports the same loss and hits, and probabilities that sum to 1. */
     double fl = NAN;
     int fc = -1;
-    CHECK_INT_EQ(bp_forward(m, w, X, labels, B, probs, &fl, &fc), BP_OK);
+    CHECK_INT_EQ(bp_forward(m, w, X, labels, B, probs, &fl, &fc, NULL), BP_OK);
     CHECK_NEAR(fl, res[0].loss, LOSS_REL_TOL * res[0].loss);
     CHECK_INT_EQ(fc, res[0].correct);
     double worst = 0.0;
@@ -122,7 +122,7 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
 
     /* A step with dX == NULL gives the same parameter gradients (the first layer's input
      * gradient is simply not formed). */
-    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, B, NULL, NULL, NULL), BP_OK);
+    CHECK_INT_EQ(bp_grad(m, w, BP_IMPL_BLAS, X, labels, B, NULL, NULL, NULL, NULL), BP_OK);
     snprintf(label, sizeof label, "%.60s blas dX=NULL vs dX grads", what);
     CHECK_MAXDIFF(label, check_max_abs_diff(m->grads, res[0].grads, m->nparams), 0.0);
 done:
@@ -144,27 +144,27 @@ static void bad_arguments(void)
     const int sizes[2] = {6, 3};
     bp_model *m = fx_model(sizes, 1, BP_ACT_RELU, 3);
     bp_work *w = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     float X[4 * 6] = {0};
     uint8_t labels[4] = {0, 1, 2, 0};
-    if (!CHECK(m) || !CHECKF(bp_work_create(&w, m, 4, &err) == BP_OK, "%s", err.msg))
+    if (!CHECK(m) || !CHECKF(bp_work_create(&w, m, 4, 0, &err) == BP_OK, "%s", err.msg))
         goto done;
-    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, 0, NULL, NULL, NULL), BP_ERR_ARG);
-    CHECK_INT_EQ(bp_step_grad(m, w, BP_IMPL_BLAS, X, labels, 5, NULL, NULL, NULL), BP_ERR_ARG);
-    CHECK_INT_EQ(bp_forward(m, w, X, labels, 5, NULL, NULL, NULL), BP_ERR_ARG);
-    CHECK_INT_EQ(bp_step_grad(m, w, (bp_impl)7, X, labels, 4, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_grad(m, w, BP_IMPL_BLAS, X, labels, 0, NULL, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_grad(m, w, BP_IMPL_BLAS, X, labels, 5, NULL, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_forward(m, w, X, labels, 5, NULL, NULL, NULL, NULL), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_grad(m, w, (bp_impl)7, X, labels, 4, NULL, NULL, NULL, NULL), BP_ERR_ARG);
     labels[2] = 3; /* = classes */
     for (int k = 0; k < 3; k++)
-        CHECK_INT_EQ(bp_step_grad(m, w, (bp_impl)k, X, labels, 4, NULL, NULL, NULL), BP_ERR_ARG);
+        CHECK_INT_EQ(bp_grad(m, w, (bp_impl)k, X, labels, 4, NULL, NULL, NULL, NULL), BP_ERR_ARG);
     /* bp_forward indexes the logits with the labels just the same (loss −log y_c), so it must
      * refuse them too, as bp_step_grad does; accepting them would read past the row (past the
      * buffer on the last row). */
     double loss = 0.0;
     int correct = 0;
-    CHECKF(bp_forward(m, w, X, labels, 4, NULL, &loss, &correct) == BP_ERR_ARG,
+    CHECKF(bp_forward(m, w, X, labels, 4, NULL, &loss, &correct, NULL) == BP_ERR_ARG,
            "bp_forward accepted label 3 for a 3-class model (loss %g)", loss);
     bp_work *w0 = w;
-    CHECK_INT_EQ(bp_work_create(&w0, m, 0, &err), BP_ERR_ARG);
+    CHECK_INT_EQ(bp_work_create(&w0, m, 0, 0, &err), BP_ERR_ARG);
     CHECK(w0 == NULL);
 done:
     bp_work_free(w);
@@ -173,7 +173,6 @@ done:
 
 int main(void)
 {
-    bp_blas_set_threads(1);
     printf("blas vs jacobian vs naive: max |diff| / max |reference|, tolerance %.0e\n",
            IMPL_REL_TOL);
     const int batches[3] = {1, 7, 128};

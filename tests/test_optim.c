@@ -82,7 +82,7 @@ static void check_optimizer(bp_opt_kind kind, float wd)
     reference(&c, ref);
 
     bp_opt *o = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     if (!CHECKF(bp_opt_create(&o, &c, NP, &err) == BP_OK, "%s", err.msg))
         return;
     float p[NP];
@@ -115,7 +115,7 @@ static void decay_alone(void)
         c.kind = (bp_opt_kind)k;
         c.weight_decay = 0.5f;
         bp_opt *o = NULL;
-        bp_error err = {{0}};
+        bp_error err = {0};
         if (!CHECKF(bp_opt_create(&o, &c, 1, &err) == BP_OK, "%s", err.msg))
             continue;
         float p = 2.0f;

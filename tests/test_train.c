@@ -75,32 +75,34 @@ static bp_dataset xor_ds(uint32_t per_corner, uint64_t seed)
 static bp_model *new_model(const int *sizes, int L, bp_act act, bp_init init, uint64_t seed)
 {
     bp_model *m = NULL;
-    bp_error err = {{0}};
+    bp_error err = {0};
     if (bp_model_create(&m, sizes, L, act, &err)) {
         fprintf(stderr, "bp_model_create: %s\n", err.msg);
         return NULL;
     }
-    bp_rng rng;
-    bp_rng_seed(&rng, seed);
-    bp_model_init(m, init, &rng);
+    if (bp_model_init(m, init, seed, &err)) {
+        fprintf(stderr, "bp_model_init: %s\n", err.msg);
+        bp_model_free(m);
+        return NULL;
+    }
     return m;
 }
 
 static double accuracy(const bp_model *m, const bp_dataset *ds)
 {
-    bp_work *w = NULL;
-    bp_error err = {{0}};
-    double acc = -1.0, loss = NAN;
-    if (bp_work_create(&w, m, 64, &err) == BP_OK)
-        bp_evaluate(m, w, ds, &loss, &acc);
-    bp_work_free(w);
-    return acc;
+    bp_error err = {0};
+    bp_eval_result r;
+    if (bp_evaluate(m, ds, 64, 0, &r, NULL, &err)) {
+        fprintf(stderr, "bp_evaluate: %s\n", err.msg);
+        return -1.0;
+    }
+    return r.accuracy;
 }
 
 static int train(bp_model *m, const bp_dataset *tr, const bp_dataset *te,
                  const bp_train_config *cfg, bp_epoch_stats *last, double *best)
 {
-    bp_error err = {{0}};
+    bp_error err = {0};
     int st = bp_train(m, tr, te, cfg, last, best, &err);
     if (st)
         fprintf(stderr, "bp_train: %s\n", err.msg);
@@ -127,7 +129,7 @@ static void learns_separable(void)
         CHECK_INT_EQ(train(m, &ds, &ds, &cfg, &last, NULL), BP_OK);
         double acc = accuracy(m, &ds);
         printf("  separable 20-10 %s: train accuracy %.4f (must be 1), test_acc %.4f\n",
-               fx_impl_name(impls[k]), acc, last.test_acc);
+               bp_impl_name(impls[k]), acc, last.test_acc);
         CHECK(acc == 1.0);
         CHECK(last.test_acc == acc); /* the test set is the training set here */
         bp_model_free(m);
@@ -232,7 +234,7 @@ static void impls_train_alike(const int *sizes, int L, bp_act act, bp_init init,
     for (int k = 1; k < 3; k++) {
         char label[128];
         snprintf(label, sizeof label, "%s: %s vs blas params /max", what,
-                 fx_impl_name(impls[k]));
+                 bp_impl_name(impls[k]));
         CHECK_MAXDIFF(label, check_max_abs_diff(m[0]->params, m[k]->params, m[0]->nparams) / scale,
                       TRAIN_REL_TOL);
     }
@@ -283,8 +285,8 @@ static void partial_batch(void)
     bp_model *r = new_model(sizes, 1, BP_ACT_RELU, BP_INIT_ZEROS, 1);
     bp_model *d = new_model(sizes, 1, BP_ACT_RELU, BP_INIT_ZEROS, 1);
     bp_work *w = NULL;
-    bp_error err = {{0}};
-    if (!CHECK(m && r && d) || !CHECK(bp_work_create(&w, m, 4, &err) == BP_OK))
+    bp_error err = {0};
+    if (!CHECK(m && r && d) || !CHECK(bp_work_create(&w, m, 4, 0, &err) == BP_OK))
         goto done;
     trace t;
     memset(&t, 0, sizeof t);
@@ -339,12 +341,12 @@ static void partial_batch(void)
         for (uint32_t first = 0; first < 10; first += 4) {
             int b = first + 4 <= 10 ? 4 : 10 - (int)first;
             bp_dataset_gather(&ds, NULL, first, b, X, lab);
-            CHECK_INT_EQ(bp_step_grad(r, w, BP_IMPL_BLAS, X, lab, b, NULL, NULL, NULL), BP_OK);
+            CHECK_INT_EQ(bp_grad(r, w, BP_IMPL_BLAS, X, lab, b, NULL, NULL, NULL, NULL), BP_OK);
             for (size_t i = 0; i < r->nparams; i++)
                 r->params[i] -= lr * r->grads[i];
             if (b < 4)
                 continue; /* the model that drops the partial batch */
-            CHECK_INT_EQ(bp_step_grad(d, w, BP_IMPL_BLAS, X, lab, b, NULL, NULL, NULL), BP_OK);
+            CHECK_INT_EQ(bp_grad(d, w, BP_IMPL_BLAS, X, lab, b, NULL, NULL, NULL, NULL), BP_OK);
             for (size_t i = 0; i < d->nparams; i++)
                 d->params[i] -= lr * d->grads[i];
         }
@@ -374,7 +376,7 @@ static void bad_arguments(void)
     bp_model *m = new_model(sizes, 1, BP_ACT_RELU, BP_INIT_AUTO, 1);
     bp_model *mi = new_model(wrong_in, 1, BP_ACT_RELU, BP_INIT_AUTO, 1);
     bp_model *mo = new_model(few_out, 1, BP_ACT_RELU, BP_INIT_AUTO, 1);
-    bp_error err = {{0}};
+    bp_error err = {0};
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     if (!CHECK(m && mi && mo))
@@ -422,7 +424,7 @@ static void diverges(void)
         return;
     const int sizes[4] = {20, 64, 64, 10};
     bp_model *m = new_model(sizes, 3, BP_ACT_RELU, BP_INIT_AUTO, 1);
-    bp_error err = {{0}};
+    bp_error err = {0};
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     cfg.epochs = 50;
@@ -454,7 +456,7 @@ static void test_set_classes(void)
     for (uint32_t s = 0; s < tr.n; s++)
         tr.labels[s] %= 3; /* the training set fits the 3 outputs; te keeps labels up to 9 */
     tr.classes = 3;
-    bp_error err = {{0}};
+    bp_error err = {0};
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     cfg.epochs = 1;
@@ -469,7 +471,6 @@ done:
 
 int main(void)
 {
-    bp_blas_set_threads(1);
     printf("training on synthetic data\n");
     learns_separable();
     learns_xor();

@@ -1,4 +1,5 @@
-/* The backprop tool: shared option parsing and the subcommands. Only the CLI prints or exits. */
+/* The backprop tool: shared option parsing and the subcommands. Only the CLI prints or exits;
+ * ranges, defaults and names come from the library, so the tool and a C caller agree. */
 #ifndef BP_CLI_H
 #define BP_CLI_H
 
@@ -7,20 +8,26 @@
 #define EXIT_USAGE 2
 
 /* Each parser returns 0 and stores the value, or prints "backprop CMD: --opt: …" and returns
- * −1. Values must be complete numbers; NaN and infinities are refused. */
-int opt_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+ * −1. They check syntax only (a complete number that fits the type; NaN, infinities and a
+ * non-zero value that rounds to 0 in single precision are refused): the library checks the
+ * ranges, through bp_train_config_check and friends. */
+int opt_int(const char *cmd, const char *opt, const char *s, int *out);
 int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
-int opt_float(const char *cmd, const char *opt, const char *s, double lo_excl, double hi,
-              float *out);
-/* s must equal one of names[0..n-1]; *out gets its index. */
-int opt_choice(const char *cmd, const char *opt, const char *s, const char *const *names, int n,
-               int *out);
+int opt_float(const char *cmd, const char *opt, const char *s, float *out);
 /* "256,128" → widths; "" or "none" → 0 widths. */
 int opt_widths(const char *cmd, const char *opt, const char *s, int *widths, int max, int *n);
+/* The outcome st of a library parser (bp_act_parse, …): 0, or the message under the flag's
+ * name and −1. */
+int opt_parsed(const char *cmd, const char *opt, int st, const bp_error *err);
 
-/* The number of OpenBLAS threads to use: --threads if given (> 0), else OPENBLAS_NUM_THREADS,
- * else every online core; never more than the cores. Prints a warning when it has to cap. */
-int cli_threads(const char *cmd, long requested);
+/* Prints a library error: "backprop CMD: MSG", with the field's C name replaced by the flag
+ * that sets it when flags maps it (pairs of field, flag; NULL-terminated). */
+void cli_error(const char *cmd, const bp_error *err, const char *const *flags);
+/* bp_threads_resolve, with a warning on stderr when the request had to be capped. */
+int cli_threads(const char *cmd, int requested);
+/* The exit status for a failure to load input: 2 for bad input (a missing, unreadable or
+ * invalid file, a bad argument), 1 for anything else (out of memory). */
+int cli_exit(int st);
 
 int cmd_train(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);

@@ -6,9 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *const impl_names[] = {"blas", "jacobian", "naive"};
-static const char *const act_names[] = {"relu", "tanh", "sigmoid"};
-
 static void help(FILE *f)
 {
     fputs("usage: backprop gradcheck [OPTIONS]\n"
@@ -45,9 +42,11 @@ int cmd_gradcheck(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},     {"threads", required_argument, 0, O_THREADS},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *C = "gradcheck";
-    int hidden[BP_MAX_LAYERS], nhidden = 0, act = BP_ACT_RELU, impl = BP_IMPL_BLAS;
-    long batch = 8, inputs = 784, entries = 100, threads = 0;
+    int hidden[BP_MAX_LAYERS], nhidden = 0, batch = 8, inputs = 784, entries = 100, threads = 0;
+    bp_act act = BP_ACT_RELU;
+    bp_impl impl = BP_IMPL_BLAS;
     float step = 1e-5f, tol = 1e-2f;
+    bp_error err = {0};
     uint64_t seed = 1;
     opterr = 0;
     optind = 1;
@@ -56,15 +55,23 @@ int cmd_gradcheck(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case O_HIDDEN: bad = opt_widths(C, "--hidden", optarg, hidden, BP_MAX_LAYERS - 1, &nhidden); break;
-        case O_ACT: bad = opt_choice(C, "--act", optarg, act_names, 3, &act); break;
-        case O_IMPL: bad = opt_choice(C, "--impl", optarg, impl_names, 3, &impl); break;
-        case O_BATCH: bad = opt_int(C, "--batch", optarg, 1, 4096, &batch); break;
-        case O_INPUTS: bad = opt_int(C, "--inputs", optarg, 1, 65536, &inputs); break;
-        case O_ENTRIES: bad = opt_int(C, "--entries", optarg, 0, 1L << 30, &entries); break;
-        case O_STEP: bad = opt_float(C, "--step", optarg, 0.0, 1.0, &step); break;
-        case O_TOL: bad = opt_float(C, "--tol", optarg, 0.0, 1.0, &tol); break;
+        case O_ACT: bad = opt_parsed(C, "--act", bp_act_parse(optarg, &act, &err), &err); break;
+        case O_IMPL: bad = opt_parsed(C, "--impl", bp_impl_parse(optarg, &impl, &err), &err); break;
+        case O_BATCH: bad = opt_int(C, "--batch", optarg, &batch); break;
+        case O_INPUTS: bad = opt_int(C, "--inputs", optarg, &inputs); break;
+        case O_ENTRIES: bad = opt_int(C, "--entries", optarg, &entries); break;
+        case O_STEP: bad = opt_float(C, "--step", optarg, &step); break;
+        case O_TOL:
+            /* the tolerance is the tool's verdict, not a library setting */
+            bad = opt_float(C, "--tol", optarg, &tol);
+            if (!bad && !(tol > 0.0f && tol <= 1.0f)) {
+                fprintf(stderr, "backprop gradcheck: --tol: %g must be greater than 0 and at "
+                        "most 1\n", tol);
+                bad = -1;
+            }
+            break;
         case O_SEED: bad = opt_u64(C, "--seed", optarg, &seed); break;
-        case O_THREADS: bad = opt_int(C, "--threads", optarg, 1, 1L << 20, &threads); break;
+        case O_THREADS: bad = opt_int(C, "--threads", optarg, &threads); break;
         case 'h': help(stdout); return 0;
         case ':': fprintf(stderr, "backprop gradcheck: %s needs a value\n", argv[optind - 1]); bad = -1; break;
         default: fprintf(stderr, "backprop gradcheck: unknown option '%s'\n", argv[optind - 1]); bad = -1; break;
@@ -78,30 +85,36 @@ int cmd_gradcheck(int argc, char **argv)
         fprintf(stderr, "backprop gradcheck: unexpected argument '%s'\nTry 'backprop gradcheck --help'.\n", argv[optind]);
         return EXIT_USAGE;
     }
-    bp_blas_set_threads(cli_threads(C, threads));
-
     int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1, status = 1, nres = 0;
-    sizes[0] = (int)inputs;
+    sizes[0] = inputs;
     for (int l = 0; l < nhidden; l++)
         sizes[l + 1] = hidden[l];
     sizes[L] = BP_CLASSES;
-    bp_error err = {{0}};
     bp_model *m = NULL;
-    float *X = malloc((size_t)batch * inputs * sizeof *X);
-    uint8_t *labels = malloc((size_t)batch);
+    float *X = NULL;
+    uint8_t *labels = NULL;
     bp_gradcheck_tensor res[2 * BP_MAX_LAYERS + 1];
+    /* The library checks every range (entries < 0 becomes a huge size_t: refuse it here) */
+    if (entries < 0 || (status = bp_gradcheck_check(batch, step, &err)) ||
+        (status = bp_model_create(&m, sizes, L, act, &err)) ||
+        (status = bp_model_init(m, BP_INIT_AUTO, seed, &err))) {
+        if (entries < 0)
+            fprintf(stderr, "backprop gradcheck: --entries: %d must be 0 (all) or positive\n",
+                    entries);
+        else
+            cli_error(C, &err, (const char *const[]){"batch", "--batch", "h", "--step", NULL});
+        status = EXIT_USAGE;
+        goto done;
+    }
+    status = 1;
+    X = malloc((size_t)batch * inputs * sizeof *X);
+    labels = malloc((size_t)batch);
     if (!X || !labels) {
         fprintf(stderr, "backprop gradcheck: out of memory\n");
         goto done;
     }
-    if (bp_model_create(&m, sizes, L, (bp_act)act, &err)) {
-        fprintf(stderr, "backprop gradcheck: %s\n", err.msg);
-        status = EXIT_USAGE;
-        goto done;
-    }
     bp_rng rng;
     bp_rng_seed(&rng, seed);
-    bp_model_init(m, BP_INIT_AUTO, &rng);
     /* random biases too, so their gradients are not checked only at 0 */
     for (int l = 0; l < L; l++)
         for (int o = 0; o < sizes[l + 1]; o++)
@@ -110,14 +123,14 @@ int cmd_gradcheck(int argc, char **argv)
         X[i] = (float)bp_rng_uniform(&rng);
     for (long i = 0; i < batch; i++)
         labels[i] = (uint8_t)bp_rng_below(&rng, BP_CLASSES);
-    if (bp_gradcheck(m, (bp_impl)impl, X, labels, (int)batch, step, (size_t)entries, seed, res,
-                     &nres, &err)) {
+    if (bp_gradcheck(m, impl, X, labels, batch, step, (size_t)entries, seed, cli_threads(C, threads),
+                     res, &nres, &err)) {
         fprintf(stderr, "backprop gradcheck: %s\n", err.msg);
         goto done;
     }
     status = 0;
-    printf("gradcheck: impl %s, batch %ld, step %g, tolerance %g (relative, floor 1e-6)\n",
-           impl_names[impl], batch, step, tol);
+    printf("gradcheck: impl %s, batch %d, step %g, tolerance %g (relative, floor 1e-6)\n",
+           bp_impl_name(impl), batch, step, tol);
     for (int t = 0; t < nres; t++) {
         int ok = res[t].max_rel_err <= tol;
         printf("%-4s checked %8zu  max_abs_err %.3e  max_rel_err %.3e  %s", res[t].name,

@@ -2,27 +2,23 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-int opt_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+int opt_int(const char *cmd, const char *opt, const char *s, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (end == s || *end || errno) {
+    if (end == s || *end || errno || v < INT_MIN || v > INT_MAX) {
         fprintf(stderr, "backprop %s: %s: expected an integer, got '%s'\n", cmd, opt, s);
         return -1;
     }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "backprop %s: %s: %ld is out of range (%ld to %ld)\n", cmd, opt, v, lo,
-                hi);
-        return -1;
-    }
-    *out = v;
+    *out = (int)v;
     return 0;
 }
 
@@ -40,42 +36,21 @@ int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
     return 0;
 }
 
-int opt_float(const char *cmd, const char *opt, const char *s, double lo_excl, double hi,
-              float *out)
+int opt_float(const char *cmd, const char *opt, const char *s, float *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end || errno == ERANGE || !isfinite(v)) {
+    if (end == s || *end || !isfinite(v) || fabs(v) > FLT_MAX) {
         fprintf(stderr, "backprop %s: %s: expected a finite number, got '%s'\n", cmd, opt, s);
         return -1;
     }
-    if (!(v > lo_excl && v <= hi)) {
-        fprintf(stderr, "backprop %s: %s: %g is out of range (above %g, at most %g)\n", cmd, opt,
-                v, lo_excl, hi);
-        return -1;
-    }
-    if (!((double)(float)v > lo_excl)) { /* e.g. 1e-50, which is 0 as a float */
+    if (v != 0.0 && (float)v == 0.0f) { /* e.g. 1e-50: 0 as a float, which means "default" */
         fprintf(stderr, "backprop %s: %s: %g is too small for single precision\n", cmd, opt, v);
         return -1;
     }
     *out = (float)v;
     return 0;
-}
-
-int opt_choice(const char *cmd, const char *opt, const char *s, const char *const *names, int n,
-               int *out)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    fprintf(stderr, "backprop %s: %s: unknown value '%s' (one of:", cmd, opt, s);
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, " %s", names[i]);
-    fprintf(stderr, ")\n");
-    return -1;
 }
 
 int opt_widths(const char *cmd, const char *opt, const char *s, int *widths, int max, int *n)
@@ -88,11 +63,11 @@ int opt_widths(const char *cmd, const char *opt, const char *s, int *widths, int
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 1 || v > 65536 || (*end && *end != ',')) {
+        if (end == p || errno || v < 1 || v > BP_MAX_WIDTH || (*end && *end != ',')) {
             fprintf(stderr,
-                    "backprop %s: %s: expected widths like 256 or 512,256 (each 1 to 65536), "
+                    "backprop %s: %s: expected widths like 256 or 512,256 (each 1 to %d), "
                     "got '%s'\n",
-                    cmd, opt, s);
+                    cmd, opt, BP_MAX_WIDTH, s);
             return -1;
         }
         if (*n == max) {
@@ -106,23 +81,35 @@ int opt_widths(const char *cmd, const char *opt, const char *s, int *widths, int
     }
 }
 
-int cli_threads(const char *cmd, long requested)
+int opt_parsed(const char *cmd, const char *opt, int st, const bp_error *err)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1)
-        cores = 1;
-    long n = requested;
-    if (n <= 0) {
-        const char *env = getenv("OPENBLAS_NUM_THREADS");
-        char *end;
-        n = env ? strtol(env, &end, 10) : 0;
-        if (!env || end == env || *end || n < 1)
-            n = cores;
-    }
-    if (n > cores) {
-        fprintf(stderr, "backprop %s: warning: %ld threads requested, %ld cores online; using %ld\n",
-                cmd, n, cores, cores);
-        n = cores;
-    }
-    return (int)n;
+    if (st == BP_OK)
+        return 0;
+    fprintf(stderr, "backprop %s: %s: %s\n", cmd, opt, err->msg);
+    return -1;
+}
+
+void cli_error(const char *cmd, const bp_error *err, const char *const *flags)
+{
+    size_t n = strlen(err->field);
+    for (int i = 0; n && flags && flags[i]; i += 2)
+        if (strcmp(flags[i], err->field) == 0 && strncmp(err->msg, err->field, n) == 0) {
+            fprintf(stderr, "backprop %s: %s%s\n", cmd, flags[i + 1], err->msg + n);
+            return;
+        }
+    fprintf(stderr, "backprop %s: %s\n", cmd, err->msg);
+}
+
+int cli_threads(const char *cmd, int requested)
+{
+    int capped = 0, n = bp_threads_resolve(requested, &capped);
+    if (capped)
+        fprintf(stderr, "backprop %s: warning: more threads requested than the %d cores online; "
+                "using %d\n", cmd, n, n);
+    return n;
+}
+
+int cli_exit(int st)
+{
+    return st == BP_ERR_ARG || st == BP_ERR_FORMAT || st == BP_ERR_IO ? EXIT_USAGE : 1;
 }

@@ -8,12 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const impl_names[] = {"blas", "jacobian", "naive"};
-static const char *const act_names[] = {"relu", "tanh", "sigmoid"};
-static const char *const init_names[] = {"auto", "zeros", "uniform", "normal"};
-static const char *const optim_names[] = {"sgd", "momentum", "nesterov", "adam"};
-static const char *const sched_names[] = {"constant", "step", "cosine"};
-
 static void help(FILE *f)
 {
     fputs(
@@ -103,6 +97,12 @@ static int bad_usage(void)
     return EXIT_USAGE;
 }
 
+/* Where a library message names a bp_train_config field, the user reads the flag instead. */
+static const char *const field_flags[] = {
+    "epochs", "--epochs", "batch", "--batch", "threads", "--threads", "opt.lr", "--lr",
+    "opt.momentum", "--momentum", "opt.weight_decay", "--weight-decay",
+    "opt.step_epochs", "--lr-step", "opt.gamma", "--lr-gamma", "opt.min_lr", "--lr-min", NULL};
+
 int cmd_train(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -120,36 +120,44 @@ int cmd_train(int argc, char **argv)
         {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
     const char *C = "train", *data = "data/mnist";
-    int hidden[BP_MAX_LAYERS], nhidden = 0, act = BP_ACT_RELU, init = BP_INIT_AUTO, lr_set = 0;
-    long v, threads = 0;
+    int hidden[BP_MAX_LAYERS], nhidden = 0;
+    bp_act act = BP_ACT_RELU;
+    bp_init init = BP_INIT_AUTO;
     bp_train_config cfg;
     bp_train_config_default(&cfg);
+    bp_error err = {0};
     report rep = {0, 0, 0.0};
 
     opterr = 0;
     optind = 1;
-    int c, k;
+    int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case O_DATA: data = optarg; break;
         case O_HIDDEN: bad = opt_widths(C, "--hidden", optarg, hidden, BP_MAX_LAYERS - 1, &nhidden); break;
-        case O_ACT: bad = opt_choice(C, "--act", optarg, act_names, 3, &act); break;
-        case O_INIT: bad = opt_choice(C, "--init", optarg, init_names, 4, &init); break;
-        case O_EPOCHS: bad = opt_int(C, "--epochs", optarg, 1, 100000, &v); cfg.epochs = (int)v; break;
-        case O_BATCH: bad = opt_int(C, "--batch", optarg, 1, 65536, &v); cfg.batch = (int)v; break;
-        case O_LR: bad = opt_float(C, "--lr", optarg, 0.0, 1e6, &cfg.opt.lr); lr_set = 1; break;
-        case O_OPTIM: bad = opt_choice(C, "--optim", optarg, optim_names, 4, &k); cfg.opt.kind = (bp_opt_kind)k; break;
-        case O_MOMENTUM: bad = opt_float(C, "--momentum", optarg, -1e-300, 0.999999, &cfg.opt.momentum); break;
-        case O_WD: bad = opt_float(C, "--weight-decay", optarg, -1e-300, 10.0, &cfg.opt.weight_decay); break;
-        case O_SCHED: bad = opt_choice(C, "--lr-schedule", optarg, sched_names, 3, &k); cfg.opt.sched = (bp_sched_kind)k; break;
-        case O_LRSTEP: bad = opt_int(C, "--lr-step", optarg, 1, 100000, &v); cfg.opt.step_epochs = (int)v; break;
-        case O_LRGAMMA: bad = opt_float(C, "--lr-gamma", optarg, 0.0, 1.0, &cfg.opt.gamma); break;
-        case O_LRMIN: bad = opt_float(C, "--lr-min", optarg, -1e-300, 1e6, &cfg.opt.min_lr); break;
+        case O_ACT: bad = opt_parsed(C, "--act", bp_act_parse(optarg, &act, &err), &err); break;
+        case O_INIT: bad = opt_parsed(C, "--init", bp_init_parse(optarg, &init, &err), &err); break;
+        case O_EPOCHS: bad = opt_int(C, "--epochs", optarg, &cfg.epochs); break;
+        case O_BATCH: bad = opt_int(C, "--batch", optarg, &cfg.batch); break;
+        case O_LR:
+            bad = opt_float(C, "--lr", optarg, &cfg.opt.lr);
+            if (!bad && cfg.opt.lr <= 0.0f) { /* the library reads 0 as "default" */
+                fprintf(stderr, "backprop train: --lr: %g must be greater than 0\n", cfg.opt.lr);
+                bad = -1;
+            }
+            break;
+        case O_OPTIM: bad = opt_parsed(C, "--optim", bp_opt_parse(optarg, &cfg.opt.kind, &err), &err); break;
+        case O_MOMENTUM: bad = opt_float(C, "--momentum", optarg, &cfg.opt.momentum); break;
+        case O_WD: bad = opt_float(C, "--weight-decay", optarg, &cfg.opt.weight_decay); break;
+        case O_SCHED: bad = opt_parsed(C, "--lr-schedule", bp_sched_parse(optarg, &cfg.opt.sched, &err), &err); break;
+        case O_LRSTEP: bad = opt_int(C, "--lr-step", optarg, &cfg.opt.step_epochs); break;
+        case O_LRGAMMA: bad = opt_float(C, "--lr-gamma", optarg, &cfg.opt.gamma); break;
+        case O_LRMIN: bad = opt_float(C, "--lr-min", optarg, &cfg.opt.min_lr); break;
         case O_SEED: bad = opt_u64(C, "--seed", optarg, &cfg.seed); break;
         case O_NOSHUF: cfg.shuffle = 0; break;
-        case O_IMPL: bad = opt_choice(C, "--impl", optarg, impl_names, 3, &k); cfg.impl = (bp_impl)k; break;
-        case O_THREADS: bad = opt_int(C, "--threads", optarg, 1, 1L << 20, &threads); break;
+        case O_IMPL: bad = opt_parsed(C, "--impl", bp_impl_parse(optarg, &cfg.impl, &err), &err); break;
+        case O_THREADS: bad = opt_int(C, "--threads", optarg, &cfg.threads); break;
         case O_QUIET: rep.quiet = 1; break;
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
@@ -163,36 +171,31 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "backprop train: unexpected argument '%s'\n", argv[optind]);
         return bad_usage();
     }
-    if (!lr_set)
-        cfg.opt.lr = cfg.opt.kind == BP_OPT_ADAM ? 0.001f : cfg.opt.kind == BP_OPT_SGD ? 0.5f : 0.05f;
-    if (cfg.opt.sched == BP_SCHED_COSINE && cfg.opt.min_lr > cfg.opt.lr) {
-        fprintf(stderr, "backprop train: --lr-min %g is above --lr %g\n", cfg.opt.min_lr, cfg.opt.lr);
+    /* Every range is the library's: check now, before minutes of loading, and name the flag. */
+    if (bp_train_config_check(&cfg, &err)) {
+        cli_error(C, &err, field_flags);
         return bad_usage();
     }
-    int nthreads = cli_threads(C, threads);
-    bp_blas_set_threads(nthreads);
+    cfg.threads = cli_threads(C, cfg.threads);
 
-    bp_error err = {{0}};
     bp_dataset *train = NULL, *test = NULL;
     bp_model *m = NULL;
     int status = 0;
     if ((status = bp_dataset_load_dir(data, &train, &test, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
-        return status == BP_ERR_NOMEM ? 1 : EXIT_USAGE; /* out of memory is not bad input */
+        return cli_exit(status);
     }
     int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1;
     sizes[0] = (int)train->dim;
     for (int l = 0; l < nhidden; l++)
         sizes[l + 1] = hidden[l];
     sizes[L] = BP_CLASSES;
-    if ((status = bp_model_create(&m, sizes, L, (bp_act)act, &err))) {
+    if ((status = bp_model_create(&m, sizes, L, act, &err)) ||
+        (status = bp_model_init(m, init, cfg.seed, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
-        status = status == BP_ERR_NOMEM ? 1 : EXIT_USAGE;
+        status = cli_exit(status);
         goto done;
     }
-    bp_rng rng;
-    bp_rng_seed(&rng, cfg.seed ^ 0x5eedULL); /* a stream apart from the shuffling one */
-    bp_model_init(m, (bp_init)init, &rng);
 
     rep.bar = !rep.quiet && isatty(STDERR_FILENO);
     cfg.on_epoch = on_epoch;
@@ -203,11 +206,10 @@ int cmd_train(int argc, char **argv)
         for (int l = 0; l <= L; l++)
             printf("%c%d", l ? '-' : ' ', sizes[l]);
         printf(" (%s, %zu parameters), %s lr %g, batch %d, impl %s, %d thread%s\n",
-               nhidden ? act_names[act] : "softmax regression", m->nparams,
-               optim_names[cfg.opt.kind], cfg.opt.lr,
-               cfg.batch < (int)train->n ? cfg.batch : (int)train->n, /* as bp_train clamps */
-               impl_names[cfg.impl], nthreads,
-               nthreads == 1 ? "" : "s");
+               nhidden ? bp_act_name(act) : "softmax regression", m->nparams,
+               bp_opt_name(cfg.opt.kind), bp_opt_base_lr(&cfg.opt),
+               (uint32_t)cfg.batch < train->n ? cfg.batch : (int)train->n, /* as bp_train clamps */
+               bp_impl_name(cfg.impl), cfg.threads, cfg.threads == 1 ? "" : "s");
         fflush(stdout);
     }
     bp_epoch_stats last;
@@ -216,7 +218,7 @@ int cmd_train(int argc, char **argv)
     if (rep.bar)
         fputs("\r\033[K", stderr);
     if (st) {
-        fprintf(stderr, "backprop train: %s\n", err.msg);
+        cli_error(C, &err, field_flags);
         status = st == BP_ERR_ARG ? EXIT_USAGE : 1;
         goto done;
     }
