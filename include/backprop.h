@@ -312,6 +312,29 @@ BP_API void bp_image_free(bp_image *img);
 BP_API int bp_png_write(const char *path, const uint8_t *pixels, uint32_t width,
                         uint32_t height, int channels, bp_error *err);
 
+/* ---- pictures: what a model learned, where it fails, how training went ---- */
+
+/* The first layer's weights as images: each unit's row of W[0] reshaped to rows×cols
+ * (rows·cols must be the input width) in a diverging colour map (blue negative, white 0, red
+ * positive; each tile scaled to its own largest |w|), tiles in a grid. For a softmax
+ * regression these are the ten class templates, in class order; for an MLP, the max_tiles
+ * units with the largest weight norms (0: all, up to 100), largest first. PNG through bp_file. */
+BP_API int bp_picture_weights(const char *path, const bp_model *m, uint32_t rows, uint32_t cols,
+                              int max_tiles, bp_error *err);
+
+/* A grid of n images of ds (indices idx[0..n-1]), each captioned with its true label and the
+ * predicted class pred[i] ("7>2" in a built-in digit font), true label in green and the wrong
+ * prediction in red. PNG through bp_file. */
+BP_API int bp_picture_errors(const char *path, const bp_dataset *ds, const uint32_t *idx,
+                             const uint8_t *pred, int n, bp_error *err);
+
+/* Training curves: reads a training log (the CSV that `backprop train --log` writes: a header
+ * line, then epoch,step,train_loss,train_acc,test_loss,test_acc,lr,seconds,samples_per_s per
+ * epoch) and writes an SVG with two panels, loss and accuracy against epoch, train and test,
+ * with axes, ticks and a legend. Through bp_file. BP_ERR_FORMAT naming the line for a log it
+ * cannot read. */
+BP_API int bp_plot_log(const char *csv_path, const char *svg_path, bp_error *err);
+
 /* ---- gradient checking ---- */
 typedef struct {
     char name[16];      /* "W0", "b0", "W1", …, "X" */
