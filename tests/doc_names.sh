@@ -13,12 +13,9 @@
 #   - src/naive.c, the independent reference, must call none of the batched or fused path's
 #     functions for the forward pass, the softmax, the loss or their backward.
 # "The code" has its comments removed: a name that survives only in a comment is not in the code.
-# tests/doc_names_pending.txt may hold the one name bp_grad while that rename is still in flight
-# in another branch; no other name is accepted from it.
 set -u
 root=${1:?usage: doc_names.sh SOURCE_ROOT}
 doc=$root/docs/derivation.md
-pending_file=$root/tests/doc_names_pending.txt
 status=0
 fail() {
     echo "FAIL: $*"
@@ -34,28 +31,8 @@ code=$(find "$root/src" "$root/include" -name '*.[ch]' -print0 | sort -z | xargs
     strip_comments)
 [[ -n $code ]] || { echo "FAIL: no code found under $root/src and $root/include"; exit 1; }
 
-pending=
-if [[ -f $pending_file ]]; then
-    n=0
-    while IFS= read -r line || [[ -n $line ]]; do
-        [[ -z $line ]] && continue
-        n=$((n + 1))
-        if [[ $line == bp_grad ]]; then
-            pending=bp_grad
-        else
-            fail "tests/doc_names_pending.txt lists '$line': only bp_grad may be pending"
-        fi
-    done <"$pending_file"
-    ((n <= 1)) || fail "tests/doc_names_pending.txt has $n names: it may hold one line, bp_grad"
-fi
-
-# A name the code lacks: accepted only if it is the pending one, and then said so.
 missing() { # kind name
-    if [[ -n $pending && $2 == "$pending" ]]; then
-        echo "pending: $1 '$2' is not in the code yet (tests/doc_names_pending.txt)"
-    else
-        fail "docs/derivation.md cites $1 '$2', which is not in src/ or include/"
-    fi
+    fail "docs/derivation.md cites $1 '$2', which is not in src/ or include/"
 }
 
 # The doc without its fenced blocks, for inline code spans (a fence's ``` would pair wrongly).
