@@ -83,7 +83,7 @@ static void header(FILE *f, const bench_run *run)
         fprintf(f, "| %d | %d | %.1f | %.1f | %.1f |\n", g->threads, g->n, g->gflops.med,
                 g->gflops.min, g->gflops.max);
     }
-    fprintf(f, "\n## Validation (before timing)\n\nGradient after `bp_step_grad` on the "
+    fprintf(f, "\n## Validation (before timing)\n\nGradient after `bp_grad` on the "
                "benchmark's own batch, from the same parameters: max |g − g_naive| / "
                "max |g_naive| over all parameters; tolerance %.1e (and the same for the loss). "
                "Worst over batch sizes and thread counts:\n\n"
@@ -158,7 +158,7 @@ static void md_body(FILE *f, const bench_run *run)
     for (int mi = 0; mi < o->nmodels; mi++)
         for (int ti = 0; ti < o->nthreads; ti++)
             table(f, run, BENCH_EPOCH, o->models[mi], o->threads[ti]);
-    fprintf(f, "\n## Steps\n\nOne repetition is *steps/rep* calls of `bp_step_grad` + "
+    fprintf(f, "\n## Steps\n\nOne repetition is *steps/rep* calls of `bp_grad` + "
                "`bp_opt_step` (SGD) on one fixed batch already in float: no gather, no "
                "shuffle.\n");
     for (int mi = 0; mi < o->nmodels; mi++)

@@ -146,6 +146,10 @@ typedef struct {
     float *b[BP_MAX_LAYERS];     /* b[l] is [sizes[l+1]] */
     float *dW[BP_MAX_LAYERS];    /* into grads */
     float *db[BP_MAX_LAYERS];
+    uint32_t input_rows;         /* the input's image shape, rows·cols = sizes[0], when known */
+    uint32_t input_cols;         /* (model files record it; 0 × 0: a flat vector) */
+    bp_init init;                /* how bp_model_init drew the parameters, and from which seed */
+    uint64_t init_seed;
 } bp_model;
 
 /* sizes has nlayers+1 entries, each 1..BP_MAX_WIDTH. Parameters start at 0. */
@@ -265,6 +269,15 @@ typedef struct {
     int threads;           /* as for bp_threads_resolve (default 0) */
     int eval_batch;        /* batch of the per-epoch test evaluation (0: BP_EVAL_BATCH) */
     bp_opt_config opt;
+    int stop_after;        /* stop after this many epochs of the run, 0: all; the schedule
+                            * still spans `epochs`, so a checkpoint resumes the same run */
+    /* Files (each may be NULL; written through bp_file, so never half-written): */
+    const char *save_path;       /* the model after the last epoch run */
+    const char *checkpoint_path; /* model + optimizer + RNG state, for `resume` */
+    int checkpoint_every;        /* every N epochs (0: only after the last epoch run) */
+    const char *log_path;        /* CSV, one row per epoch, flushed as it goes (appended to
+                                  * when resuming a run whose log exists) */
+    const struct bp_checkpoint *resume; /* continue the run a checkpoint stopped (NULL: new) */
     bp_epoch_fn on_epoch;  /* may be NULL */
     bp_progress_fn on_progress; /* may be NULL; called after every batch */
     void *user;
@@ -334,6 +347,38 @@ BP_API int bp_picture_errors(const char *path, const bp_dataset *ds, const uint3
  * with axes, ticks and a legend. Through bp_file. BP_ERR_FORMAT naming the line for a log it
  * cannot read. */
 BP_API int bp_plot_log(const char *csv_path, const char *svg_path, bp_error *err);
+
+/* ---- model files: safetensors (docs/model-format.md) ----
+ * An 8-byte little-endian header length, a JSON header (tensor name → dtype, shape,
+ * data_offsets, and "__metadata__", a map of strings), then the tensors' little-endian bytes.
+ * Tensors are named as PyTorch's nn.Sequential state_dict names them for the same network
+ * ("0.weight" [O,I], "0.bias", "2.weight", …), F32, so that safetensors.torch.load_file and
+ * load_state_dict load a backprop model unchanged. A checkpoint adds "optimizer.m",
+ * "optimizer.s" (F32, the flat parameter layout) and "trainer.perm" (U32) and more metadata. */
+#define BP_MODEL_FORMAT_VERSION 1
+
+typedef struct bp_checkpoint bp_checkpoint; /* the training state a checkpoint carries */
+
+typedef struct {
+    int format_version;    /* of the file read; bp_model_save writes BP_MODEL_FORMAT_VERSION */
+    int epoch;             /* epochs trained when saved */
+    long step;             /* optimizer steps taken when saved */
+    double best_test_acc;  /* NAN when unknown */
+    int has_train;         /* train holds the settings the model was trained with */
+    bp_train_config train; /* those settings (file names, resume and callbacks NULL) */
+    int is_checkpoint;     /* the file carries the training state (bp_checkpoint) */
+} bp_model_info;
+
+/* Writes m, with info's counters and settings as metadata (info may be NULL: none). */
+BP_API int bp_model_save(const char *path, const bp_model *m, const bp_model_info *info,
+                         bp_error *err);
+/* Reads a model file, trusting nothing in it: every failure is BP_ERR_FORMAT (BP_ERR_IO for
+ * the file itself) with a one-line message naming the file and what is wrong. info may be
+ * NULL. If ck is not NULL and the file is a checkpoint, *ck receives its training state (else
+ * NULL); free it with bp_checkpoint_free. */
+BP_API int bp_model_load(const char *path, bp_model **m, bp_model_info *info,
+                         bp_checkpoint **ck, bp_error *err);
+BP_API void bp_checkpoint_free(bp_checkpoint *ck);
 
 /* ---- gradient checking ---- */
 typedef struct {

@@ -63,6 +63,31 @@ struct bp_work {
     void *mem;
 };
 
+/* optim.c's state; the trainer and the model file read and restore it. */
+struct bp_opt {
+    bp_opt_config cfg;
+    size_t n;
+    long t;   /* steps taken (Adam's bias correction) */
+    float *m; /* velocity (momentum, nesterov) or first moment (adam); NULL for sgd */
+    float *s; /* second moment (adam); NULL otherwise */
+};
+
+/* The training state at an epoch boundary, as a checkpoint stores it. */
+struct bp_checkpoint {
+    bp_model_info info;  /* epoch, step, best_test_acc, train settings */
+    bp_rng rng;          /* the shuffling stream after the last epoch's shuffle */
+    long opt_t;
+    size_t nparams;
+    float *opt_m, *opt_s; /* NULL where the optimizer has none */
+    uint32_t *perm;       /* the permutation after the last epoch, nperm entries; NULL if the
+                           * run does not shuffle */
+    uint32_t nperm;
+};
+
+/* modelfile.c: writes m with info and, if ck is not NULL, the training state (borrowed). */
+int modelfile_write(const char *path, const bp_model *m, const bp_model_info *info,
+                    const bp_checkpoint *ck, bp_error *err);
+
 /* model.c: the batched forward through every layer; leaves logits in w->V. */
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B);
 

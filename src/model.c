@@ -68,6 +68,8 @@ int bp_model_init(bp_model *m, bp_init init, uint64_t seed, bp_error *err)
     if (!bp_init_name(init))
         return bp_fail(err, BP_ERR_ARG, "unknown initialisation %d", (int)init);
     memset(m->params, 0, m->nparams * sizeof(float));
+    m->init = init;
+    m->init_seed = seed;
     if (init == BP_INIT_ZEROS)
         return BP_OK;
     bp_rng stream;

@@ -11,14 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-struct bp_opt {
-    bp_opt_config cfg;
-    size_t n;
-    long t;
-    float *m; /* velocity (momentum, nesterov) or first moment (adam) */
-    float *s; /* second moment (adam) */
-};
-
 void bp_opt_config_default(bp_opt_config *c)
 {
     c->kind = BP_OPT_SGD;

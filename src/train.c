@@ -3,8 +3,12 @@
  * scratch), the trainer's own batch buffers and the shuffling permutation. */
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define BP_LOSS_DIVERGED 1e6
 
@@ -18,6 +22,10 @@ void bp_train_config_default(bp_train_config *c)
     c->threads = 0;
     c->eval_batch = 0;
     bp_opt_config_default(&c->opt);
+    c->stop_after = 0;
+    c->save_path = c->checkpoint_path = c->log_path = NULL;
+    c->checkpoint_every = 0;
+    c->resume = NULL;
     c->on_epoch = NULL;
     c->on_progress = NULL;
     c->user = NULL;
@@ -39,7 +47,151 @@ int bp_train_config_check(const bp_train_config *c, bp_error *err)
     if (c->eval_batch < 0 || c->eval_batch > BP_MAX_BATCH)
         return bp_fail_field(err, "eval_batch", "%d must be from 0 (the default) to %d",
                              c->eval_batch, BP_MAX_BATCH);
+    if (c->stop_after < 0 || c->stop_after > BP_MAX_EPOCHS)
+        return bp_fail_field(err, "stop_after", "%d must be from 0 (run every epoch) to %d",
+                             c->stop_after, BP_MAX_EPOCHS);
+    if (c->checkpoint_every < 0 || c->checkpoint_every > BP_MAX_EPOCHS)
+        return bp_fail_field(err, "checkpoint_every", "%d must be from 0 to %d",
+                             c->checkpoint_every, BP_MAX_EPOCHS);
+    if (c->checkpoint_every && !c->checkpoint_path)
+        return bp_fail_field(err, "checkpoint_every", "%d needs a checkpoint_path",
+                             c->checkpoint_every);
     return bp_opt_config_check(&c->opt, err);
+}
+
+/* A resumed run must be the run the checkpoint stopped: same batches, same stream, same
+ * optimizer. Only the total epochs (and threads, impl, files) may differ. */
+static int same_run(const bp_train_config *c, const bp_train_config *k, bp_error *err)
+{
+    const bp_opt_config *o = &c->opt, *ko = &k->opt;
+#define SAME(field, a, b, fmt)                                                                   \
+    if ((a) != (b))                                                                              \
+        return bp_fail_field(err, field, fmt " differs from the checkpoint's " fmt               \
+                             " (resuming continues the run as it was saved)", a, b);
+    SAME("batch", c->batch, k->batch, "%d");
+    SAME("seed", (unsigned long long)c->seed, (unsigned long long)k->seed, "%llu");
+    SAME("shuffle", c->shuffle, k->shuffle, "%d");
+    SAME("opt.kind", (int)o->kind, (int)ko->kind, "%d");
+    SAME("opt.sched", (int)o->sched, (int)ko->sched, "%d");
+    SAME("opt.lr", (double)bp_opt_base_lr(o), (double)bp_opt_base_lr(ko), "%g");
+    SAME("opt.momentum", (double)o->momentum, (double)ko->momentum, "%g");
+    SAME("opt.weight_decay", (double)o->weight_decay, (double)ko->weight_decay, "%g");
+    SAME("opt.beta1", (double)o->beta1, (double)ko->beta1, "%g");
+    SAME("opt.beta2", (double)o->beta2, (double)ko->beta2, "%g");
+    SAME("opt.eps", (double)o->eps, (double)ko->eps, "%g");
+    SAME("opt.step_epochs", o->step_epochs, ko->step_epochs, "%d");
+    SAME("opt.gamma", (double)o->gamma, (double)ko->gamma, "%g");
+    SAME("opt.min_lr", (double)o->min_lr, (double)ko->min_lr, "%g");
+#undef SAME
+    return BP_OK;
+}
+
+/* Where the trainer is between two epochs: what a checkpoint saves and restores. */
+typedef struct {
+    int epoch;      /* epochs done */
+    long step;
+    double best;
+    bp_rng rng;
+    uint32_t *perm; /* NULL without shuffling */
+    uint32_t n;
+} run_state;
+
+static int resume(const bp_checkpoint *ck, const bp_model *m, const bp_dataset *train,
+                  const bp_train_config *cfg, bp_opt *opt, run_state *rs, bp_error *err)
+{
+    int st = same_run(cfg, &ck->info.train, err);
+    if (st)
+        return st;
+    if (ck->nparams != m->nparams)
+        return bp_fail(err, BP_ERR_ARG, "the checkpoint is for a model of %zu parameters, "
+                       "this one has %zu", ck->nparams, m->nparams);
+    if (ck->info.epoch >= cfg->epochs)
+        return bp_fail_field(err, "epochs", "%d: the checkpoint has already trained %d epochs "
+                             "(ask for more to continue)", cfg->epochs, ck->info.epoch);
+    if (rs->perm && (!ck->perm || ck->nperm != rs->n))
+        return bp_fail(err, BP_ERR_ARG, "the checkpoint's shuffle covers %u samples, the "
+                       "training set has %u: resume on the data it was trained on",
+                       ck->perm ? ck->nperm : 0, rs->n);
+    if ((opt->m && !ck->opt_m) || (opt->s && !ck->opt_s))
+        return bp_fail(err, BP_ERR_ARG, "the checkpoint lacks the %s optimizer's state",
+                       bp_opt_name(cfg->opt.kind));
+    if (opt->m)
+        memcpy(opt->m, ck->opt_m, m->nparams * sizeof *opt->m);
+    if (opt->s)
+        memcpy(opt->s, ck->opt_s, m->nparams * sizeof *opt->s);
+    opt->t = ck->opt_t;
+    if (rs->perm)
+        memcpy(rs->perm, ck->perm, (size_t)rs->n * sizeof *rs->perm);
+    rs->rng = ck->rng;
+    rs->epoch = ck->info.epoch;
+    rs->step = ck->info.step;
+    rs->best = ck->info.best_test_acc;
+    (void)train;
+    return BP_OK;
+}
+
+static bp_model_info run_info(const bp_train_config *cfg, const run_state *rs)
+{
+    bp_model_info info;
+    memset(&info, 0, sizeof info);
+    info.format_version = BP_MODEL_FORMAT_VERSION;
+    info.epoch = rs->epoch;
+    info.step = rs->step;
+    info.best_test_acc = rs->best;
+    info.has_train = 1;
+    info.train = *cfg;
+    info.train.save_path = info.train.checkpoint_path = info.train.log_path = NULL;
+    info.train.resume = NULL;
+    info.train.on_epoch = NULL;
+    info.train.on_progress = NULL;
+    info.train.user = NULL;
+    return info;
+}
+
+static int write_checkpoint(const char *path, const bp_model *m, const bp_train_config *cfg,
+                            const bp_opt *opt, const run_state *rs, bp_error *err)
+{
+    bp_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    ck.info = run_info(cfg, rs);
+    ck.info.is_checkpoint = 1;
+    ck.rng = rs->rng;
+    ck.opt_t = opt->t;
+    ck.nparams = m->nparams;
+    ck.opt_m = opt->m;
+    ck.opt_s = opt->s;
+    ck.perm = rs->perm;
+    ck.nperm = rs->perm ? rs->n : 0;
+    return modelfile_write(path, m, &ck.info, &ck, err);
+}
+
+#define LOG_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,seconds,samples_per_s\n"
+
+/* The CSV log: a new file with its header, or, resuming, the existing one appended to. */
+static FILE *open_log(const char *path, int resuming, bp_error *err)
+{
+    int append = resuming && access(path, F_OK) == 0;
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (!f) {
+        bp_fail(err, BP_ERR_IO, "%s: cannot write the log: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!append && fputs(LOG_HEADER, f) < 0) {
+        bp_fail(err, BP_ERR_IO, "%s: cannot write the log: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+static int log_epoch(FILE *f, const char *path, const bp_epoch_stats *s, bp_error *err)
+{
+    fprintf(f, "%d,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.6f,%.1f\n", s->epoch, s->step, s->train_loss,
+            s->train_acc, s->test_loss, s->test_acc, (double)s->lr, s->seconds,
+            s->samples_per_s);
+    if (fflush(f) != 0 || ferror(f))
+        return bp_fail(err, BP_ERR_IO, "%s: writing the log failed: %s", path, strerror(errno));
+    return BP_OK;
 }
 
 int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
@@ -63,9 +215,10 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
 
     bp_work *w = NULL;
     bp_opt *opt = NULL;
-    uint32_t *perm = NULL;
     float *X = NULL;
     uint8_t *labels = NULL;
+    FILE *log = NULL;
+    run_state rs = {0, 0, NAN, {{0}}, NULL, train->n};
     int B = (uint32_t)cfg->batch < train->n ? cfg->batch : (int)train->n;
     if ((st = bp_work_create(&w, m, B, cfg->threads, err)) ||
         (st = bp_opt_create(&opt, &cfg->opt, m->nparams, err)))
@@ -73,32 +226,39 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     X = malloc((size_t)B * train->dim * sizeof *X);
     labels = malloc((size_t)B);
     if (cfg->shuffle)
-        perm = malloc((size_t)train->n * sizeof *perm);
-    if (!X || !labels || (cfg->shuffle && !perm)) {
+        rs.perm = malloc((size_t)train->n * sizeof *rs.perm);
+    if (!X || !labels || (cfg->shuffle && !rs.perm)) {
         st = bp_fail(err, BP_ERR_NOMEM, "out of memory for the training batch");
         goto done;
     }
-    for (uint32_t i = 0; perm && i < train->n; i++)
-        perm[i] = i;
-    bp_rng rng;
-    bp_rng_seed(&rng, cfg->seed);
+    for (uint32_t i = 0; rs.perm && i < train->n; i++)
+        rs.perm[i] = i;
+    bp_rng_seed(&rs.rng, cfg->seed);
+    if (cfg->resume && (st = resume(cfg->resume, m, train, cfg, opt, &rs, err)))
+        goto done;
+    if (cfg->log_path && !(log = open_log(cfg->log_path, cfg->resume != NULL, err))) {
+        st = BP_ERR_IO;
+        goto done;
+    }
 
     long steps_per_epoch = ((long)train->n + B - 1) / B;
-    long total_steps = steps_per_epoch * cfg->epochs, step = 0;
-    double best = NAN;
-    for (int e = 0; e < cfg->epochs; e++) {
+    long total_steps = steps_per_epoch * cfg->epochs;
+    int end = cfg->stop_after && rs.epoch + cfg->stop_after < cfg->epochs
+                  ? rs.epoch + cfg->stop_after
+                  : cfg->epochs;
+    for (int e = rs.epoch; e < end; e++) {
         bp_epoch_stats s = {.epoch = e + 1, .epochs = cfg->epochs, .test_acc = NAN,
                             .test_loss = NAN};
         double t0 = bp_now(), loss = 0.0;
         long hits = 0;
-        if (perm)
-            bp_shuffle(perm, train->n, &rng);
+        if (rs.perm)
+            bp_shuffle(rs.perm, train->n, &rs.rng);
         /* The last batch may be partial: it is trained on, not dropped. */
-        for (uint32_t first = 0; first < train->n; first += (uint32_t)B, step++) {
+        for (uint32_t first = 0; first < train->n; first += (uint32_t)B, rs.step++) {
             int b = train->n - first < (uint32_t)B ? (int)(train->n - first) : B;
             double ls;
             int c;
-            bp_dataset_gather(train, perm ? perm + first : NULL, first, b, X, labels);
+            bp_dataset_gather(train, rs.perm ? rs.perm + first : NULL, first, b, X, labels);
             if ((st = bp_grad(m, w, cfg->impl, X, labels, b, &ls, &c, NULL, err)))
                 goto done;
             /* Log-sum-exp keeps the loss finite long after the weights have blown up, so a
@@ -109,17 +269,18 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
                              "training diverged: the loss became %s at epoch %d, batch %ld "
                              "(try a smaller learning rate)",
                              isnan(ls) ? "NaN" : isinf(ls) ? "infinite" : "larger than 1e6",
-                             e + 1, step - e * steps_per_epoch + 1);
+                             e + 1, rs.step - e * steps_per_epoch + 1);
                 goto done;
             }
-            s.lr = bp_opt_lr(&cfg->opt, e, step, total_steps);
+            s.lr = bp_opt_lr(&cfg->opt, e, rs.step, total_steps);
             bp_opt_step(opt, m->params, m->grads, s.lr);
             loss += ls;
             hits += c;
             if (cfg->on_progress)
                 cfg->on_progress(e + 1, first + (uint32_t)b, train->n, cfg->user);
         }
-        s.step = step;
+        rs.epoch = e + 1;
+        s.step = rs.step;
         s.seconds = bp_now() - t0;
         s.samples_per_s = s.seconds > 0 ? train->n / s.seconds : 0.0;
         s.train_loss = loss / train->n;
@@ -130,18 +291,32 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
                 goto done;
             s.test_loss = r.loss;
             s.test_acc = r.accuracy;
-            if (!(s.test_acc <= best))
-                best = s.test_acc;
+            if (!(s.test_acc <= rs.best))
+                rs.best = s.test_acc;
         }
+        if (log && (st = log_epoch(log, cfg->log_path, &s, err)))
+            goto done;
+        int every = cfg->checkpoint_every;
+        if (cfg->checkpoint_path && ((every && rs.epoch % every == 0) || rs.epoch == end) &&
+            (st = write_checkpoint(cfg->checkpoint_path, m, cfg, opt, &rs, err)))
+            goto done;
         if (cfg->on_epoch)
             cfg->on_epoch(&s, cfg->user);
         if (last)
             *last = s;
     }
+    if (cfg->save_path) {
+        bp_model_info info = run_info(cfg, &rs);
+        if ((st = bp_model_save(cfg->save_path, m, &info, err)))
+            goto done;
+    }
     if (best_test_acc)
-        *best_test_acc = best;
+        *best_test_acc = rs.best;
 done:
-    free(perm);
+    if (log && fclose(log) != 0 && !st)
+        st = bp_fail(err, BP_ERR_IO, "%s: closing the log failed: %s", cfg->log_path,
+                     strerror(errno));
+    free(rs.perm);
     free(X);
     free(labels);
     bp_opt_free(opt);

@@ -5,7 +5,7 @@
  * hidden layer per activation, two hidden layers per activation — and for all three impls.
  *
  * Part 2: an independent check written here: the 784→10 softmax regression's loss in double,
- * central differences over every W, b and X entry, against bp_step_grad's m->grads and dX for
+ * central differences over every W, b and X entry, against bp_grad's m->grads and dX for
  * B = 1, 7, 128. Then one analytic entry is corrupted to prove this comparison can fail, and
  * bp_gradcheck is run with an absurd step to prove its measurement can exceed the tolerance.
  *

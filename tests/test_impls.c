@@ -137,7 +137,7 @@ done:
     free(probs);
 }
 
-/* bp_step_grad refuses batches it has no room for, labels outside the classes and unknown
+/* bp_grad refuses batches it has no room for, labels outside the classes and unknown
  * implementations, without touching anything. */
 static void bad_arguments(void)
 {
@@ -157,7 +157,7 @@ static void bad_arguments(void)
     for (int k = 0; k < 3; k++)
         CHECK_INT_EQ(bp_grad(m, w, (bp_impl)k, X, labels, 4, NULL, NULL, NULL, NULL), BP_ERR_ARG);
     /* bp_forward indexes the logits with the labels just the same (loss −log y_c), so it must
-     * refuse them too, as bp_step_grad does; accepting them would read past the row (past the
+     * refuse them too, as bp_grad does; accepting them would read past the row (past the
      * buffer on the last row). */
     double loss = 0.0;
     int correct = 0;

@@ -272,7 +272,7 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
 }
 
 /* n = 10, batch 4: batches of 4, 4 and 2, every epoch. The trained parameters must equal a
- * replay of the three steps by hand (bp_step_grad, then p ← p − η·g), and must differ from a
+ * replay of the three steps by hand (bp_grad, then p ← p − η·g), and must differ from a
  * replay that drops the last two samples. */
 static void partial_batch(void)
 {

@@ -39,6 +39,16 @@ static void help(FILE *f)
         "  --impl blas|jacobian|naive   blas: fused GEMMs; jacobian: GEMMs with the explicit\n"
         "                       softmax Jacobian; naive: per-sample loops (default blas)\n"
         "  --threads N          OpenBLAS threads (default OPENBLAS_NUM_THREADS, else all cores)\n"
+        "files:\n"
+        "  --save FILE          write the trained model (safetensors) after the last epoch\n"
+        "  --checkpoint FILE    write model + optimizer + RNG state after the last epoch run\n"
+        "  --checkpoint-every N   ... and every N epochs\n"
+        "  --stop-after N       stop after N epochs of this run; the schedule still spans\n"
+        "                       --epochs, so --resume continues the same run\n"
+        "  --resume FILE        continue from a checkpoint, with its settings (only --epochs,\n"
+        "                       --threads, --impl, --data and the file and output options may\n"
+        "                       be given; --epochs may extend the run)\n"
+        "  --log FILE           CSV, one row per epoch, flushed as it goes\n"
         "output:\n"
         "  --quiet              print only the final summary line\n"
         "  -h, --help           this text\n"
@@ -52,13 +62,15 @@ static void help(FILE *f)
 
 enum {
     O_DATA = 256, O_HIDDEN, O_ACT, O_INIT, O_EPOCHS, O_BATCH, O_LR, O_OPTIM, O_MOMENTUM, O_WD,
-    O_SCHED, O_LRSTEP, O_LRGAMMA, O_LRMIN, O_SEED, O_NOSHUF, O_IMPL, O_THREADS, O_QUIET, O_VERSION
+    O_SCHED, O_LRSTEP, O_LRGAMMA, O_LRMIN, O_SEED, O_NOSHUF, O_IMPL, O_THREADS, O_QUIET, O_VERSION,
+    O_SAVE, O_CKPT, O_CKPT_EVERY, O_STOP, O_RESUME, O_LOG, O_END
 };
 
 typedef struct {
     int quiet;
     int bar; /* a progress bar on stderr: only on a terminal */
     double seconds; /* summed training-loop time of all epochs */
+    int epochs_run;
 } report;
 
 static void on_progress(int epoch, uint32_t done, uint32_t total, void *user)
@@ -83,6 +95,7 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
 {
     report *r = user;
     r->seconds += s->seconds;
+    r->epochs_run++;
     if (r->quiet)
         return;
     printf("epoch %*d/%d  train_loss %.4f  train_acc %.4f  test_acc %.4f  %.2f s  %.0f samples/s\n",
@@ -101,7 +114,49 @@ static int bad_usage(void)
 static const char *const field_flags[] = {
     "epochs", "--epochs", "batch", "--batch", "threads", "--threads", "opt.lr", "--lr",
     "opt.momentum", "--momentum", "opt.weight_decay", "--weight-decay",
-    "opt.step_epochs", "--lr-step", "opt.gamma", "--lr-gamma", "opt.min_lr", "--lr-min", NULL};
+    "opt.step_epochs", "--lr-step", "opt.gamma", "--lr-gamma", "opt.min_lr", "--lr-min",
+    "opt.kind", "--optim", "opt.sched", "--lr-schedule", "seed", "--seed", "shuffle",
+    "--no-shuffle", "stop_after", "--stop-after", "checkpoint_every", "--checkpoint-every", NULL};
+
+/* The options that set the run's model or settings: with --resume they come from the file. */
+static int sets_run(int opt)
+{
+    return opt == O_HIDDEN || opt == O_ACT || opt == O_INIT || opt == O_BATCH || opt == O_LR ||
+           opt == O_OPTIM || opt == O_MOMENTUM || opt == O_WD || opt == O_SCHED ||
+           opt == O_LRSTEP || opt == O_LRGAMMA || opt == O_LRMIN || opt == O_SEED ||
+           opt == O_NOSHUF;
+}
+
+/* --resume FILE: the model and the settings of the run it continues. */
+static int load_resume(const char *path, bp_train_config *cfg, bp_model **m, bp_checkpoint **ck,
+                       int epochs_given, int *done_epochs)
+{
+    bp_error err = {0};
+    bp_model_info info;
+    int st = bp_model_load(path, m, &info, ck, &err);
+    if (st) {
+        fprintf(stderr, "backprop train: --resume: %s\n", err.msg);
+        return cli_exit(st);
+    }
+    if (!*ck) {
+        fprintf(stderr, "backprop train: --resume: %s is a model, not a checkpoint (write one "
+                "with --checkpoint)\n", path);
+        return EXIT_USAGE;
+    }
+    bp_train_config keep = *cfg;
+    *cfg = info.train;
+    *done_epochs = info.epoch;
+    cfg->epochs = epochs_given ? keep.epochs : info.train.epochs;
+    cfg->threads = keep.threads;
+    cfg->impl = keep.impl;
+    cfg->stop_after = keep.stop_after;
+    cfg->save_path = keep.save_path;
+    cfg->checkpoint_path = keep.checkpoint_path;
+    cfg->checkpoint_every = keep.checkpoint_every;
+    cfg->log_path = keep.log_path;
+    cfg->resume = *ck;
+    return 0;
+}
 
 int cmd_train(int argc, char **argv)
 {
@@ -118,15 +173,19 @@ int cmd_train(int argc, char **argv)
         {"no-shuffle", no_argument, 0, O_NOSHUF},   {"impl", required_argument, 0, O_IMPL},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, O_VERSION},
-        {0, 0, 0, 0}};
-    const char *C = "train", *data = "data/mnist";
+        {"save", required_argument, 0, O_SAVE},     {"checkpoint", required_argument, 0, O_CKPT},
+        {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+        {"stop-after", required_argument, 0, O_STOP}, {"resume", required_argument, 0, O_RESUME},
+        {"log", required_argument, 0, O_LOG},       {0, 0, 0, 0}};
+    const char *C = "train", *data = "data/mnist", *resume = NULL;
+    char given[O_END] = {0};
     int hidden[BP_MAX_LAYERS], nhidden = 0;
     bp_act act = BP_ACT_RELU;
     bp_init init = BP_INIT_AUTO;
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     bp_error err = {0};
-    report rep = {0, 0, 0.0};
+    report rep = {0, 0, 0.0, 0};
 
     opterr = 0;
     optind = 1;
@@ -159,6 +218,12 @@ int cmd_train(int argc, char **argv)
         case O_IMPL: bad = opt_parsed(C, "--impl", bp_impl_parse(optarg, &cfg.impl, &err), &err); break;
         case O_THREADS: bad = opt_int(C, "--threads", optarg, &cfg.threads); break;
         case O_QUIET: rep.quiet = 1; break;
+        case O_SAVE: cfg.save_path = optarg; break;
+        case O_CKPT: cfg.checkpoint_path = optarg; break;
+        case O_CKPT_EVERY: bad = opt_int(C, "--checkpoint-every", optarg, &cfg.checkpoint_every); break;
+        case O_STOP: bad = opt_int(C, "--stop-after", optarg, &cfg.stop_after); break;
+        case O_RESUME: resume = optarg; break;
+        case O_LOG: cfg.log_path = optarg; break;
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
         case ':': fprintf(stderr, "backprop train: %s needs a value\n", argv[optind - 1]); bad = -1; break;
@@ -166,7 +231,17 @@ int cmd_train(int argc, char **argv)
         }
         if (bad)
             return bad_usage();
+        if (c >= O_DATA && c < O_END)
+            given[c] = 1;
     }
+    for (int o = O_DATA; resume && o < O_END; o++)
+        if (given[o] && sets_run(o)) {
+            for (int i = 0; longopts[i].name; i++)
+                if (longopts[i].val == o)
+                    fprintf(stderr, "backprop train: --%s: not with --resume (the run's "
+                            "settings come from the checkpoint)\n", longopts[i].name);
+            return bad_usage();
+        }
     if (optind < argc) {
         fprintf(stderr, "backprop train: unexpected argument '%s'\n", argv[optind]);
         return bad_usage();
@@ -180,22 +255,37 @@ int cmd_train(int argc, char **argv)
 
     bp_dataset *train = NULL, *test = NULL;
     bp_model *m = NULL;
-    int status = 0;
+    bp_checkpoint *ck = NULL;
+    int status = 0, resumed = 0;
+    if (resume && (status = load_resume(resume, &cfg, &m, &ck, given[O_EPOCHS], &resumed)))
+        return status;
     if ((status = bp_dataset_load_dir(data, &train, &test, &err))) {
-        fprintf(stderr, "backprop train: %s\n", err.msg);
-        return cli_exit(status);
-    }
-    int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1;
-    sizes[0] = (int)train->dim;
-    for (int l = 0; l < nhidden; l++)
-        sizes[l + 1] = hidden[l];
-    sizes[L] = BP_CLASSES;
-    if ((status = bp_model_create(&m, sizes, L, act, &err)) ||
-        (status = bp_model_init(m, init, cfg.seed, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
         status = cli_exit(status);
         goto done;
     }
+    if (m && (uint32_t)m->sizes[0] != train->dim) {
+        fprintf(stderr, "backprop train: --resume: the model takes %d inputs, %s has %u per "
+                "image\n", m->sizes[0], data, train->dim);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (!m) {
+        int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1;
+        sizes[0] = (int)train->dim;
+        for (int l = 0; l < nhidden; l++)
+            sizes[l + 1] = hidden[l];
+        sizes[L] = BP_CLASSES;
+        if ((status = bp_model_create(&m, sizes, L, act, &err)) ||
+            (status = bp_model_init(m, init, cfg.seed, &err))) {
+            fprintf(stderr, "backprop train: %s\n", err.msg);
+            status = cli_exit(status);
+            goto done;
+        }
+        m->input_rows = train->rows;
+        m->input_cols = train->cols;
+    }
+    int L = m->nlayers;
 
     rep.bar = !rep.quiet && isatty(STDERR_FILENO);
     cfg.on_epoch = on_epoch;
@@ -204,12 +294,14 @@ int cmd_train(int argc, char **argv)
     if (!rep.quiet) {
         printf("backprop %s: %s, model", BP_VERSION, data);
         for (int l = 0; l <= L; l++)
-            printf("%c%d", l ? '-' : ' ', sizes[l]);
+            printf("%c%d", l ? '-' : ' ', m->sizes[l]);
         printf(" (%s, %zu parameters), %s lr %g, batch %d, impl %s, %d thread%s\n",
-               nhidden ? bp_act_name(act) : "softmax regression", m->nparams,
+               L > 1 ? bp_act_name(m->act) : "softmax regression", m->nparams,
                bp_opt_name(cfg.opt.kind), bp_opt_base_lr(&cfg.opt),
                (uint32_t)cfg.batch < train->n ? cfg.batch : (int)train->n, /* as bp_train clamps */
                bp_impl_name(cfg.impl), cfg.threads, cfg.threads == 1 ? "" : "s");
+        if (ck)
+            printf("resuming %s after epoch %d of %d\n", resume, resumed, cfg.epochs);
         fflush(stdout);
     }
     bp_epoch_stats last;
@@ -225,9 +317,10 @@ int cmd_train(int argc, char **argv)
     /* Scripts parse this line: keep its keys stable. The totals sum the epochs' training loops. */
     printf("final test_acc=%.4f best_test_acc=%.4f train_loss=%.4f epochs=%d seconds=%.2f "
            "samples_per_s=%.0f\n",
-           last.test_acc, best, last.train_loss, cfg.epochs, rep.seconds,
-           rep.seconds > 0 ? (double)train->n * cfg.epochs / rep.seconds : 0.0);
+           last.test_acc, best, last.train_loss, last.epoch, rep.seconds,
+           rep.seconds > 0 ? (double)train->n * rep.epochs_run / rep.seconds : 0.0);
 done:
+    bp_checkpoint_free(ck);
     bp_model_free(m);
     bp_dataset_free(train);
     bp_dataset_free(test);

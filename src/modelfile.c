@@ -1,0 +1,257 @@
+/* Model files in safetensors form (docs/model-format.md): the writer. The header is built and
+ * printed by jansson, so its JSON is well-formed whatever the strings hold; it is padded with
+ * spaces to a multiple of 8 bytes so the tensors start aligned. Everything written is a pure
+ * function of the model, its info and the checkpoint state: no time, no host name, so saving a
+ * loaded model again gives the same bytes. The reader is src/modelload.c. */
+#include "modelfile.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+void tensor_name(char *buf, size_t len, int layer, int is_bias)
+{
+    /* nn.Sequential numbers every module: Linear, act, Linear, act, …, Linear */
+    snprintf(buf, len, "%d.%s", 2 * layer, is_bias ? "bias" : "weight");
+}
+
+/* The tensors of m (and ck) in file order; returns their number. */
+static int list_tensors(const bp_model *m, const bp_checkpoint *ck, mf_tensor *t)
+{
+    int n = 0;
+    for (int l = 0; l < m->nlayers; l++) {
+        mf_tensor *w = &t[n++], *b = &t[n++];
+        tensor_name(w->name, sizeof w->name, l, 0);
+        tensor_name(b->name, sizeof b->name, l, 1);
+        w->u32 = b->u32 = 0;
+        w->ndim = 2, w->shape[0] = (uint64_t)m->sizes[l + 1], w->shape[1] = (uint64_t)m->sizes[l];
+        b->ndim = 1, b->shape[0] = (uint64_t)m->sizes[l + 1];
+        w->data = m->W[l];
+        b->data = m->b[l];
+    }
+    if (!ck)
+        return n;
+    const void *extra[3] = {ck->opt_m, ck->opt_s, ck->perm};
+    const char *names[3] = {"optimizer.m", "optimizer.s", "trainer.perm"};
+    for (int k = 0; k < 3; k++) {
+        if (!extra[k])
+            continue;
+        mf_tensor *x = &t[n++];
+        snprintf(x->name, sizeof x->name, "%s", names[k]);
+        x->u32 = k == 2;
+        x->ndim = 1;
+        x->shape[0] = k == 2 ? ck->nperm : ck->nparams;
+        x->data = extra[k];
+    }
+    return n;
+}
+
+size_t tensor_bytes(const mf_tensor *t)
+{
+    size_t n = 4;
+    for (int d = 0; d < t->ndim; d++)
+        n *= (size_t)t->shape[d];
+    return n;
+}
+
+static int set_str(json_t *obj, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_str(json_t *obj, const char *key, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return json_object_set_new(obj, key, json_string(buf));
+}
+
+/* The architecture as its own small JSON document: a list of typed layers, so that layers of
+ * other types (conv2d, pool, …) extend it without a new format. */
+static char *arch_json(const bp_model *m)
+{
+    json_t *a = json_object(), *layers = json_array(), *shape = json_array();
+    if (m->input_rows && m->input_cols &&
+        (uint64_t)m->input_rows * m->input_cols == (uint64_t)m->sizes[0]) {
+        json_array_append_new(shape, json_integer(m->input_rows));
+        json_array_append_new(shape, json_integer(m->input_cols));
+    } else {
+        json_array_append_new(shape, json_integer(m->sizes[0]));
+    }
+    json_object_set_new(a, "input", shape);
+    for (int l = 0; l < m->nlayers; l++) {
+        json_t *lin = json_object();
+        json_object_set_new(lin, "type", json_string("linear"));
+        json_object_set_new(lin, "in", json_integer(m->sizes[l]));
+        json_object_set_new(lin, "out", json_integer(m->sizes[l + 1]));
+        json_array_append_new(layers, lin);
+        if (l < m->nlayers - 1) {
+            json_t *act = json_object();
+            json_object_set_new(act, "type", json_string(bp_act_name(m->act)));
+            json_array_append_new(layers, act);
+        }
+    }
+    json_object_set_new(a, "layers", layers);
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+static int add_train(json_t *md, const bp_train_config *c)
+{
+    const bp_opt_config *o = &c->opt;
+    int r = 0;
+    r |= set_str(md, "train.epochs", "%d", c->epochs);
+    r |= set_str(md, "train.batch", "%d", c->batch);
+    r |= set_str(md, "train.seed", "%" PRIu64, c->seed);
+    r |= set_str(md, "train.shuffle", "%d", c->shuffle);
+    r |= set_str(md, "train.impl", "%s", bp_impl_name(c->impl));
+    r |= set_str(md, "train.threads", "%d", c->threads);
+    r |= set_str(md, "train.optimizer", "%s", bp_opt_name(o->kind));
+    /* %.9g: every float prints back to the same float */
+    r |= set_str(md, "train.lr", "%.9g", (double)bp_opt_base_lr(o));
+    r |= set_str(md, "train.momentum", "%.9g", (double)o->momentum);
+    r |= set_str(md, "train.weight_decay", "%.9g", (double)o->weight_decay);
+    r |= set_str(md, "train.beta1", "%.9g", (double)o->beta1);
+    r |= set_str(md, "train.beta2", "%.9g", (double)o->beta2);
+    r |= set_str(md, "train.eps", "%.9g", (double)o->eps);
+    r |= set_str(md, "train.schedule", "%s", bp_sched_name(o->sched));
+    r |= set_str(md, "train.step_epochs", "%d", o->step_epochs);
+    r |= set_str(md, "train.gamma", "%.9g", (double)o->gamma);
+    r |= set_str(md, "train.min_lr", "%.9g", (double)o->min_lr);
+    return r;
+}
+
+static json_t *metadata(const bp_model *m, const bp_model_info *info, const bp_checkpoint *ck,
+                        uLong crc)
+{
+    json_t *md = json_object();
+    char *arch = arch_json(m);
+    int r = !md || !arch;
+    if (!r) {
+        r |= set_str(md, "format", "backprop");
+        r |= set_str(md, "format_version", "%d", BP_MODEL_FORMAT_VERSION);
+        r |= set_str(md, "arch", "%s", arch);
+        r |= set_str(md, "activation", "%s", m->nlayers > 1 ? bp_act_name(m->act) : "none");
+        r |= set_str(md, "classes", "%d", m->sizes[m->nlayers]);
+        r |= set_str(md, "input_scale", "x/255");
+        r |= set_str(md, "init", "%s", bp_init_name(m->init));
+        r |= set_str(md, "init_seed", "%" PRIu64, m->init_seed);
+        r |= set_str(md, "crc32", "%08lx", (unsigned long)crc);
+    }
+    if (!r && info) {
+        r |= set_str(md, "epoch", "%d", info->epoch);
+        r |= set_str(md, "step", "%ld", info->step);
+        if (info->best_test_acc == info->best_test_acc) /* not NaN */
+            r |= set_str(md, "best_test_acc", "%.17g", info->best_test_acc);
+        if (info->has_train)
+            r |= add_train(md, &info->train);
+    }
+    if (!r && ck) {
+        const uint64_t *s = ck->rng.s;
+        r |= set_str(md, "checkpoint", "1");
+        r |= set_str(md, "rng", "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, s[0],
+                     s[1], s[2], s[3]);
+        r |= set_str(md, "optimizer.t", "%ld", ck->opt_t);
+    }
+    free(arch);
+    if (r) {
+        json_decref(md);
+        return NULL;
+    }
+    return md;
+}
+
+/* The tensors' bytes in file order, little-endian. */
+static uint8_t *pack(const mf_tensor *t, int n, size_t total)
+{
+    uint8_t *buf = malloc(total ? total : 1), *p = buf;
+    if (!buf)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = tensor_bytes(&t[i]);
+        memcpy(p, t[i].data, bytes);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        for (size_t k = 0; k < bytes; k += 4) {
+            uint8_t b0 = p[k], b1 = p[k + 1];
+            p[k] = p[k + 3], p[k + 1] = p[k + 2], p[k + 2] = b1, p[k + 3] = b0;
+        }
+#endif
+        p += bytes;
+    }
+    return buf;
+}
+
+int modelfile_write(const char *path, const bp_model *m, const bp_model_info *info,
+                    const bp_checkpoint *ck, bp_error *err)
+{
+    mf_tensor t[MF_MAX_TENSORS];
+    int n = list_tensors(m, ck, t);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += tensor_bytes(&t[i]);
+    uint8_t *data = pack(t, n, total);
+    json_t *root = json_object(), *md = NULL;
+    char *header = NULL;
+    int st = BP_ERR_NOMEM;
+    if (!data || !root)
+        goto done;
+    md = metadata(m, info, ck, crc32_z(crc32_z(0L, Z_NULL, 0), data, total));
+    if (!md || json_object_set_new(root, "__metadata__", md))
+        goto done;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *e = json_object(), *shape = json_array(), *offs = json_array();
+        for (int d = 0; d < t[i].ndim; d++)
+            json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        off += tensor_bytes(&t[i]);
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        if (!e || json_object_set_new(e, "dtype", json_string(t[i].u32 ? "U32" : "F32")) ||
+            json_object_set_new(e, "shape", shape) ||
+            json_object_set_new(e, "data_offsets", offs) ||
+            json_object_set_new(root, t[i].name, e))
+            goto done;
+    }
+    header = json_dumps(root, JSON_COMPACT);
+    if (!header)
+        goto done;
+    size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
+    uint8_t len8[8];
+    for (int k = 0; k < 8; k++)
+        len8[k] = (uint8_t)((uint64_t)padded >> (8 * k));
+    bp_file *f = NULL;
+    if ((st = bp_file_create(&f, path, err)))
+        goto done;
+    FILE *out = bp_file_stream(f);
+    fwrite(len8, 1, 8, out);
+    fwrite(header, 1, hlen, out);
+    for (size_t k = hlen; k < padded; k++)
+        fputc(' ', out);
+    fwrite(data, 1, total, out);
+    st = bp_file_commit(f, err);
+done:
+    if (st == BP_ERR_NOMEM)
+        bp_fail(err, st, "%s: out of memory writing the model", path);
+    free(header);
+    json_decref(root);
+    free(data);
+    return st;
+}
+
+int bp_model_save(const char *path, const bp_model *m, const bp_model_info *info, bp_error *err)
+{
+    return modelfile_write(path, m, info, NULL, err);
+}
+
+void bp_checkpoint_free(bp_checkpoint *ck)
+{
+    if (!ck)
+        return;
+    free(ck->opt_m);
+    free(ck->opt_s);
+    free(ck->perm);
+    free(ck);
+}

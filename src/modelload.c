@@ -1,0 +1,654 @@
+/* Model files: the reader. A model file may come from anywhere, so nothing in it is trusted:
+ * the header length is checked against the file, the JSON is parsed by jansson (duplicate keys
+ * refused), every tensor's dtype and shape must be the ones the architecture implies, the data
+ * offsets must tile the data section exactly (no overlap, no hole, nothing past the end), the
+ * CRC-32 must match, and no weight may be NaN or infinite. Each failure is one line naming the
+ * file and what is wrong. */
+#include "modelfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MF_MAX_FILE ((uint64_t)1 << 32)   /* 4 GiB: far above any model this tool trains */
+#define MF_MAX_HEADER ((uint64_t)1 << 24) /* 16 MiB of JSON */
+
+typedef struct {
+    const char *path;
+    bp_error *err;
+    json_t *md;
+} loader;
+
+#define BAD(ld, ...) bad_(ld, __VA_ARGS__)
+static int bad_(loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_(loader *ld, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return bp_fail(ld->err, BP_ERR_FORMAT, "%s: %s", ld->path, what);
+}
+
+/* The whole file, read after checking that it is a regular file (a FIFO would block). */
+static int read_file(const char *path, uint8_t **buf, size_t *len, bp_error *err)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    int st = BP_OK;
+    if (fstat(fd, &sb) != 0)
+        st = bp_fail(err, BP_ERR_IO, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = bp_fail(err, BP_ERR_IO, "%s: not a regular file", path);
+    else if ((uint64_t)sb.st_size > MF_MAX_FILE)
+        st = bp_fail(err, BP_ERR_FORMAT, "%s: %jd bytes is larger than a model file can be",
+                     path, (intmax_t)sb.st_size);
+    else if (!(*buf = malloc((size_t)sb.st_size + 1)))
+        st = bp_fail(err, BP_ERR_NOMEM, "%s: out of memory for %jd bytes", path,
+                     (intmax_t)sb.st_size);
+    size_t got = 0;
+    while (!st && got < (size_t)sb.st_size) {
+        ssize_t r = read(fd, *buf + got, (size_t)sb.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            st = bp_fail(err, BP_ERR_IO, "%s: read failed: %s", path,
+                         r < 0 ? strerror(errno) : "the file shrank while it was read");
+        else
+            got += (size_t)r;
+    }
+    close(fd);
+    if (st) {
+        free(*buf);
+        *buf = NULL;
+    }
+    *len = got;
+    return st;
+}
+
+/* Metadata string key, or NULL (then, if required, an error is set in *st). */
+static const char *md_get(loader *ld, const char *key, int required, int *st)
+{
+    const char *s = json_string_value(json_object_get(ld->md, key));
+    if (!s && required && !*st)
+        *st = BAD(ld, "metadata lacks \"%s\"", key);
+    return s;
+}
+
+static int md_long(loader *ld, const char *key, long lo, long hi, long *out, int *st)
+{
+    const char *s = md_get(ld, key, 1, st);
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) {
+        *st = BAD(ld, "metadata \"%s\" is '%.40s', not an integer from %ld to %ld", key, s, lo,
+                  hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int md_int(loader *ld, const char *key, long lo, long hi, int *out, int *st)
+{
+    long v;
+    if (!md_long(ld, key, lo, hi, &v, st))
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static void md_float(loader *ld, const char *key, float *out, int *st)
+{
+    const char *s = md_get(ld, key, 1, st);
+    if (!s)
+        return;
+    char *end;
+    float v = strtof(s, &end);
+    if (end == s || *end || !isfinite(v))
+        *st = BAD(ld, "metadata \"%s\" is '%.40s', not a finite number", key, s);
+    else
+        *out = v;
+}
+
+static void md_u64(loader *ld, const char *key, uint64_t *out, int *st)
+{
+    const char *s = md_get(ld, key, 1, st);
+    if (!s)
+        return;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-')
+        *st = BAD(ld, "metadata \"%s\" is '%.40s', not an unsigned 64-bit integer", key, s);
+    else
+        *out = (uint64_t)v;
+}
+
+/* A name metadata value through the library's parser (bp_act_parse, …). */
+#define MD_NAME(ld, key, parser, out, st)                                                      \
+    do {                                                                                       \
+        const char *s_ = md_get(ld, key, 1, st);                                               \
+        bp_error e_;                                                                           \
+        if (s_ && parser(s_, out, &e_))                                                        \
+            *(st) = BAD(ld, "metadata \"%s\": %s", key, e_.msg);                               \
+    } while (0)
+
+static int parse_train(loader *ld, bp_train_config *c)
+{
+    int st = BP_OK;
+    bp_train_config_default(c);
+    bp_opt_config *o = &c->opt;
+    md_int(ld, "train.epochs", 1, BP_MAX_EPOCHS, &c->epochs, &st);
+    md_int(ld, "train.batch", 1, BP_MAX_BATCH, &c->batch, &st);
+    md_u64(ld, "train.seed", &c->seed, &st);
+    md_int(ld, "train.shuffle", 0, 1, &c->shuffle, &st);
+    MD_NAME(ld, "train.impl", bp_impl_parse, &c->impl, &st);
+    md_int(ld, "train.threads", 0, 1 << 20, &c->threads, &st);
+    MD_NAME(ld, "train.optimizer", bp_opt_parse, &o->kind, &st);
+    md_float(ld, "train.lr", &o->lr, &st);
+    md_float(ld, "train.momentum", &o->momentum, &st);
+    md_float(ld, "train.weight_decay", &o->weight_decay, &st);
+    md_float(ld, "train.beta1", &o->beta1, &st);
+    md_float(ld, "train.beta2", &o->beta2, &st);
+    md_float(ld, "train.eps", &o->eps, &st);
+    MD_NAME(ld, "train.schedule", bp_sched_parse, &o->sched, &st);
+    md_int(ld, "train.step_epochs", 1, BP_MAX_EPOCHS, &o->step_epochs, &st);
+    md_float(ld, "train.gamma", &o->gamma, &st);
+    md_float(ld, "train.min_lr", &o->min_lr, &st);
+    bp_error e;
+    if (!st && bp_train_config_check(c, &e))
+        st = BAD(ld, "training settings: %s", e.msg);
+    return st;
+}
+
+/* The "arch" metadata: input shape and layer list → sizes, act, rows, cols. */
+static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_t *rows,
+                      uint32_t *cols)
+{
+    int st = BP_OK;
+    const char *s = md_get(ld, "arch", 1, &st);
+    if (!s)
+        return st;
+    json_error_t je;
+    json_t *a = json_loads(s, JSON_REJECT_DUPLICATES, &je), *in = NULL, *layers = NULL;
+    if (!a || !json_is_object(a))
+        st = BAD(ld, "metadata \"arch\" is not a JSON object%s%s", a ? "" : ": ",
+                 a ? "" : je.text);
+    else if (!json_is_array(in = json_object_get(a, "input")) || json_array_size(in) < 1 ||
+             json_array_size(in) > 2)
+        st = BAD(ld, "arch: \"input\" must be a shape of 1 or 2 dimensions");
+    else if (!json_is_array(layers = json_object_get(a, "layers")) ||
+             json_array_size(layers) < 1)
+        st = BAD(ld, "arch: \"layers\" must be a non-empty list");
+    if (st)
+        goto done;
+    uint64_t dims[2] = {1, 1};
+    for (size_t d = 0; d < json_array_size(in); d++) {
+        json_int_t v = json_integer_value(json_array_get(in, d));
+        if (!json_is_integer(json_array_get(in, d)) || v < 1 || v > BP_MAX_WIDTH) {
+            st = BAD(ld, "arch: input dimension %zu is not 1 to %d", d, BP_MAX_WIDTH);
+            goto done;
+        }
+        dims[d] = (uint64_t)v;
+    }
+    if (dims[0] * dims[1] > BP_MAX_WIDTH) {
+        st = BAD(ld, "arch: an input of %" PRIu64 "x%" PRIu64 " is wider than %d", dims[0],
+                 dims[1], BP_MAX_WIDTH);
+        goto done;
+    }
+    *rows = json_array_size(in) == 2 ? (uint32_t)dims[0] : 0;
+    *cols = json_array_size(in) == 2 ? (uint32_t)dims[1] : 0;
+    sizes[0] = (int)(dims[0] * dims[1]);
+    int L = 0, have_act = 0;
+    size_t n = json_array_size(layers);
+    for (size_t i = 0; i < n; i++) {
+        json_t *layer = json_array_get(layers, i);
+        const char *type = json_string_value(json_object_get(layer, "type"));
+        int want_linear = i % 2 == 0; /* linear, act, linear, …, linear */
+        if (!type) {
+            st = BAD(ld, "arch: layer %zu has no \"type\"", i);
+        } else if (want_linear && strcmp(type, "linear") != 0) {
+            st = BAD(ld, "arch: layer %zu is '%.32s' where a linear layer is expected (this "
+                     "version reads linear layers with one activation between them)", i, type);
+        } else if (want_linear) {
+            json_int_t I = json_integer_value(json_object_get(layer, "in"));
+            json_int_t O = json_integer_value(json_object_get(layer, "out"));
+            if (L == BP_MAX_LAYERS)
+                st = BAD(ld, "arch: more than %d linear layers", BP_MAX_LAYERS);
+            else if (I != sizes[L])
+                st = BAD(ld, "arch: layer %zu takes %" JSON_INTEGER_FORMAT " inputs, but %d "
+                         "arrive", i, I, sizes[L]);
+            else if (O < 1 || O > BP_MAX_WIDTH)
+                st = BAD(ld, "arch: layer %zu has %" JSON_INTEGER_FORMAT " outputs (1 to %d)", i,
+                         O, BP_MAX_WIDTH);
+            else
+                sizes[++L] = (int)O;
+        } else {
+            bp_act a2;
+            bp_error e;
+            if (bp_act_parse(type, &a2, &e))
+                st = BAD(ld, "arch: layer %zu: %s", i, e.msg);
+            else if (have_act && a2 != *act)
+                st = BAD(ld, "arch: layer %zu is %s after %s: this version has one activation "
+                         "for all hidden layers", i, type, bp_act_name(*act));
+            *act = a2;
+            have_act = 1;
+        }
+        if (st)
+            goto done;
+    }
+    if (n % 2 == 0) {
+        st = BAD(ld, "arch: the last layer must be linear");
+        goto done;
+    }
+    if (!have_act)
+        *act = BP_ACT_RELU; /* unused: no hidden layer */
+    *nlayers = L;
+done:
+    json_decref(a);
+    return st;
+}
+
+typedef struct {
+    mf_tensor t;
+    uint64_t begin, end;
+    int seen;
+} want_tensor;
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const want_tensor *x = *(want_tensor *const *)a, *y = *(want_tensor *const *)b;
+    return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
+/* Checks the header's tensors against want[0..n-1] and that they tile data_len bytes. */
+static int check_tensors(loader *ld, json_t *root, want_tensor *want, int n, uint64_t data_len)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "__metadata__") == 0)
+            continue;
+        want_tensor *w = NULL;
+        for (int i = 0; i < n && !w; i++)
+            if (strcmp(want[i].t.name, key) == 0)
+                w = &want[i];
+        if (!w)
+            return BAD(ld, "unexpected tensor '%.64s' (the architecture has no such tensor)",
+                       key);
+        const char *dtype = json_string_value(json_object_get(v, "dtype"));
+        json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+        const char *want_dtype = w->t.u32 ? "U32" : "F32";
+        if (!dtype || strcmp(dtype, want_dtype) != 0)
+            return BAD(ld, "tensor '%s' has dtype %.16s, expected %s", key,
+                       dtype ? dtype : "(none)", want_dtype);
+        int shape_ok = json_is_array(shape) && json_array_size(shape) == (size_t)w->t.ndim;
+        for (int d = 0; shape_ok && d < w->t.ndim; d++) {
+            json_t *x = json_array_get(shape, (size_t)d);
+            shape_ok = json_is_integer(x) && (uint64_t)json_integer_value(x) == w->t.shape[d] &&
+                       json_integer_value(x) >= 0;
+        }
+        if (!shape_ok) {
+            char exp[64];
+            if (w->t.ndim == 2)
+                snprintf(exp, sizeof exp, "[%" PRIu64 ", %" PRIu64 "]", w->t.shape[0],
+                         w->t.shape[1]);
+            else
+                snprintf(exp, sizeof exp, "[%" PRIu64 "]", w->t.shape[0]);
+            return BAD(ld, "tensor '%s' does not have the shape %s the architecture implies",
+                       key, exp);
+        }
+        json_t *b = json_array_get(offs, 0), *e = json_array_get(offs, 1);
+        if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_is_integer(b) ||
+            !json_is_integer(e) || json_integer_value(b) < 0 || json_integer_value(e) < 0)
+            return BAD(ld, "tensor '%s': data_offsets must be two non-negative integers", key);
+        w->begin = (uint64_t)json_integer_value(b);
+        w->end = (uint64_t)json_integer_value(e);
+        if (w->end < w->begin || w->end > data_len)
+            return BAD(ld, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] lie outside "
+                       "the %" PRIu64 " bytes of tensor data", key, w->begin, w->end, data_len);
+        if (w->end - w->begin != tensor_bytes(&w->t))
+            return BAD(ld, "tensor '%s': data_offsets span %" PRIu64 " bytes, its shape needs "
+                       "%zu", key, w->end - w->begin, tensor_bytes(&w->t));
+        w->seen = 1;
+    }
+    want_tensor *order[MF_MAX_TENSORS];
+    for (int i = 0; i < n; i++) {
+        if (!want[i].seen)
+            return BAD(ld, "tensor '%s' is missing", want[i].t.name);
+        order[i] = &want[i];
+    }
+    qsort(order, (size_t)n, sizeof *order, cmp_begin);
+    uint64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (order[i]->begin < at)
+            return BAD(ld, "tensors '%s' and '%s' overlap", order[i - 1]->t.name,
+                       order[i]->t.name);
+        if (order[i]->begin > at)
+            return BAD(ld, "%" PRIu64 " bytes before tensor '%s' belong to no tensor",
+                       order[i]->begin - at, order[i]->t.name);
+        at = order[i]->end;
+    }
+    if (at != data_len)
+        return BAD(ld, "%" PRIu64 " bytes after the last tensor belong to no tensor",
+                   data_len - at);
+    return BP_OK;
+}
+
+/* Little-endian 4-byte words from the file into dst. */
+static void copy_words(void *dst, const uint8_t *src, size_t count)
+{
+    uint32_t *d = dst;
+    for (size_t i = 0; i < count; i++, src += 4)
+        d[i] = (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 |
+               (uint32_t)src[3] << 24;
+}
+
+static int finite_floats(loader *ld, const char *name, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return BAD(ld, "tensor '%s' holds %s at index %zu", name,
+                       isnan(x[i]) ? "NaN" : "an infinity", i);
+    return BP_OK;
+}
+
+static int parse_rng(loader *ld, bp_rng *rng)
+{
+    int st = BP_OK;
+    const char *s = md_get(ld, "rng", 1, &st);
+    if (!s)
+        return st;
+    if (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)
+        return BAD(ld, "metadata \"rng\" is not 64 lower-case hex digits");
+    for (int k = 0; k < 4; k++) {
+        char word[17];
+        memcpy(word, s + 16 * k, 16);
+        word[16] = '\0';
+        rng->s[k] = (uint64_t)strtoull(word, NULL, 16);
+    }
+    if (!(rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]))
+        return BAD(ld, "metadata \"rng\" is the all-zero state, which xoshiro256** never leaves");
+    return BP_OK;
+}
+
+/* Checkpoint tensors wanted, from the optimizer kind and the permutation's presence. */
+static int want_extras(loader *ld, json_t *root, const bp_model_info *info, size_t nparams,
+                       want_tensor *want, int *n)
+{
+    int need_m = info->train.opt.kind != BP_OPT_SGD, need_s = info->train.opt.kind == BP_OPT_ADAM;
+    const char *names[3] = {"optimizer.m", "optimizer.s", "trainer.perm"};
+    int need[3] = {need_m, need_s, info->train.shuffle};
+    for (int k = 0; k < 3; k++) {
+        if (!need[k])
+            continue;
+        mf_tensor *t = &want[*n].t;
+        snprintf(t->name, sizeof t->name, "%s", names[k]);
+        t->u32 = k == 2;
+        t->ndim = 1;
+        t->shape[0] = nparams;
+        if (k == 2) {
+            json_t *shape = json_object_get(json_object_get(root, names[k]), "shape");
+            json_int_t len = json_integer_value(json_array_get(shape, 0));
+            if (len < 1 || len > UINT32_MAX)
+                return BAD(ld, "tensor 'trainer.perm' is missing or has no valid length");
+            t->shape[0] = (uint64_t)len;
+        }
+        (*n)++;
+    }
+    return BP_OK;
+}
+
+static int load_checkpoint(loader *ld, const uint8_t *data, const want_tensor *want, int n0,
+                           int n, const bp_model_info *info, size_t nparams, bp_checkpoint **out)
+{
+    bp_checkpoint *ck = calloc(1, sizeof *ck);
+    if (!ck)
+        return bp_fail(ld->err, BP_ERR_NOMEM, "%s: out of memory", ld->path);
+    int st = parse_rng(ld, &ck->rng);
+    if (!st)
+        md_long(ld, "optimizer.t", 0, LONG_MAX, &ck->opt_t, &st);
+    ck->info = *info;
+    ck->nparams = nparams;
+    for (int i = n0; i < n && !st; i++) {
+        const want_tensor *w = &want[i];
+        size_t count = (size_t)w->t.shape[0];
+        void *dst = malloc(count * 4);
+        if (!dst) {
+            st = bp_fail(ld->err, BP_ERR_NOMEM, "%s: out of memory", ld->path);
+            break;
+        }
+        copy_words(dst, data + w->begin, count);
+        if (strcmp(w->t.name, "trainer.perm") == 0) {
+            ck->perm = dst;
+            ck->nperm = (uint32_t)count;
+        } else {
+            *(strcmp(w->t.name, "optimizer.m") == 0 ? &ck->opt_m : &ck->opt_s) = dst;
+            st = finite_floats(ld, w->t.name, dst, count);
+        }
+    }
+    /* The trainer indexes the data set through perm: it must be a permutation of 0..n−1. */
+    if (!st && ck->perm) {
+        uint8_t *seen = calloc(ck->nperm, 1);
+        if (!seen)
+            st = bp_fail(ld->err, BP_ERR_NOMEM, "%s: out of memory", ld->path);
+        for (uint32_t i = 0; seen && i < ck->nperm && !st; i++) {
+            uint32_t v = ck->perm[i];
+            if (v >= ck->nperm || seen[v])
+                st = BAD(ld, "tensor 'trainer.perm' is not a permutation (entry %u is %u)", i,
+                         v);
+            else
+                seen[v] = 1;
+        }
+        free(seen);
+    }
+    if (st)
+        bp_checkpoint_free(ck);
+    else
+        *out = ck;
+    return st;
+}
+
+static int load_meta(loader *ld, bp_model_info *info, int *is_ck)
+{
+    int st = BP_OK;
+    const char *fmt = md_get(ld, "format", 1, &st);
+    if (fmt && strcmp(fmt, "backprop") != 0)
+        return BAD(ld, "metadata \"format\" is '%.32s', not 'backprop'", fmt);
+    long version = 0;
+    const char *vs = md_get(ld, "format_version", 1, &st);
+    if (vs && !md_long(ld, "format_version", 1, 1000000, &version, &st))
+        return st;
+    if (!st && version > BP_MODEL_FORMAT_VERSION)
+        return BAD(ld, "format version %ld is newer than this backprop's %d: upgrade backprop",
+                   version, BP_MODEL_FORMAT_VERSION);
+    const char *scale = md_get(ld, "input_scale", 1, &st);
+    if (scale && strcmp(scale, "x/255") != 0)
+        return BAD(ld, "input_scale '%.32s' is not the x/255 this tool trains with", scale);
+    memset(info, 0, sizeof *info);
+    info->format_version = (int)version;
+    info->best_test_acc = NAN;
+    if (!st && json_object_get(ld->md, "epoch"))
+        md_int(ld, "epoch", 0, BP_MAX_EPOCHS, &info->epoch, &st);
+    if (!st && json_object_get(ld->md, "step"))
+        md_long(ld, "step", 0, LONG_MAX, &info->step, &st);
+    const char *best = md_get(ld, "best_test_acc", 0, &st);
+    if (!st && best) {
+        char *end;
+        info->best_test_acc = strtod(best, &end);
+        if (end == best || *end || !(info->best_test_acc >= 0 && info->best_test_acc <= 1))
+            return BAD(ld, "metadata \"best_test_acc\" is '%.40s', not a fraction", best);
+    }
+    if (!st && json_object_get(ld->md, "train.epochs")) {
+        info->has_train = 1;
+        st = parse_train(ld, &info->train);
+    }
+    const char *ck = md_get(ld, "checkpoint", 0, &st);
+    *is_ck = ck && strcmp(ck, "1") == 0;
+    if (!st && ck && !*is_ck)
+        return BAD(ld, "metadata \"checkpoint\" is '%.16s', not 1", ck);
+    if (!st && *is_ck && !info->has_train)
+        return BAD(ld, "a checkpoint without its training settings");
+    info->is_checkpoint = *is_ck;
+    return st;
+}
+
+/* Everything past the header: metadata, architecture, tensors, CRC, values. */
+static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t data_len,
+                     bp_model **out, bp_model_info *info, bp_checkpoint **ckp)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(ld->md, key, v)
+    {
+        if (!json_is_string(v))
+            return BAD(ld, "metadata \"%.64s\" is not a string", key);
+    }
+    int is_ck = 0, st = load_meta(ld, info, &is_ck);
+    int sizes[BP_MAX_LAYERS + 1], L = 0;
+    bp_act act = BP_ACT_RELU;
+    uint32_t rows = 0, cols = 0;
+    if (!st)
+        st = parse_arch(ld, sizes, &L, &act, &rows, &cols);
+    int classes = 0;
+    if (!st && md_int(ld, "classes", 1, 255, &classes, &st) && classes != sizes[L])
+        return BAD(ld, "metadata says %d classes, the architecture %d outputs", classes,
+                   sizes[L]);
+    const char *act_md = md_get(ld, "activation", 1, &st);
+    if (st)
+        return st;
+    if (strcmp(act_md, L > 1 ? bp_act_name(act) : "none") != 0)
+        return BAD(ld, "metadata \"activation\" is '%.16s', the architecture says %s", act_md,
+                   L > 1 ? bp_act_name(act) : "none");
+    bp_init init = BP_INIT_AUTO;
+    uint64_t init_seed = 0;
+    if (json_object_get(ld->md, "init")) {
+        MD_NAME(ld, "init", bp_init_parse, &init, &st);
+        md_u64(ld, "init_seed", &init_seed, &st);
+    }
+    /* Sizes first, so a header that promises more weights than the file holds is refused
+     * before anything is allocated for them. */
+    uint64_t nparams = 0;
+    for (int l = 0; l < L; l++)
+        nparams += (uint64_t)sizes[l + 1] * (uint64_t)sizes[l] + (uint64_t)sizes[l + 1];
+    if (!st && nparams * 4 > data_len)
+        return BAD(ld, "the architecture needs %" PRIu64 " bytes of weights, the file holds "
+                   "%" PRIu64, nparams * 4, data_len);
+    want_tensor want[MF_MAX_TENSORS];
+    memset(want, 0, sizeof want);
+    int n = 0;
+    for (int l = 0; l < L; l++) {
+        for (int bias = 0; bias < 2; bias++) {
+            mf_tensor *t = &want[n++].t;
+            tensor_name(t->name, sizeof t->name, l, bias);
+            t->ndim = bias ? 1 : 2;
+            t->shape[0] = (uint64_t)sizes[l + 1];
+            t->shape[1] = (uint64_t)sizes[l];
+        }
+    }
+    int n0 = n;
+    if (!st && is_ck)
+        st = want_extras(ld, root, info, (size_t)nparams, want, &n);
+    if (!st)
+        st = check_tensors(ld, root, want, n, data_len);
+    const char *crc_s = md_get(ld, "crc32", 1, &st);
+    if (st)
+        return st;
+    unsigned long crc = crc32_z(crc32_z(0L, Z_NULL, 0), data, (size_t)data_len), want_crc;
+    char *end;
+    want_crc = strtoul(crc_s, &end, 16);
+    if (strlen(crc_s) != 8 || *end)
+        return BAD(ld, "metadata \"crc32\" is '%.16s', not 8 hex digits", crc_s);
+    if (crc != want_crc)
+        return BAD(ld, "CRC-32 of the tensor data is %08lx, the header says %08lx: the file is "
+                   "damaged", crc, want_crc);
+
+    bp_model *m = NULL;
+    if ((st = bp_model_create(&m, sizes, L, act, ld->err)))
+        return st;
+    m->input_rows = rows, m->input_cols = cols, m->init = init, m->init_seed = init_seed;
+    for (int l = 0; l < L && !st; l++) {
+        const want_tensor *w = &want[2 * l], *b = &want[2 * l + 1];
+        copy_words(m->W[l], data + w->begin, tensor_bytes(&w->t) / 4);
+        copy_words(m->b[l], data + b->begin, tensor_bytes(&b->t) / 4);
+        st = finite_floats(ld, w->t.name, m->W[l], tensor_bytes(&w->t) / 4);
+        if (!st)
+            st = finite_floats(ld, b->t.name, m->b[l], tensor_bytes(&b->t) / 4);
+    }
+    if (!st && is_ck && ckp)
+        st = load_checkpoint(ld, data, want, n0, n, info, (size_t)nparams, ckp);
+    if (st) {
+        bp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return BP_OK;
+}
+
+int bp_model_load(const char *path, bp_model **out, bp_model_info *info, bp_checkpoint **ck,
+                  bp_error *err)
+{
+    *out = NULL;
+    if (ck)
+        *ck = NULL;
+    bp_model_info scratch;
+    if (!info)
+        info = &scratch;
+    loader ld = {path, err, NULL};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int st = read_file(path, &buf, &len, err);
+    if (st)
+        return st;
+    json_t *root = NULL;
+    if (len < 8) {
+        st = BAD(&ld, "%zu bytes is too short for a safetensors file (8-byte header length, "
+                 "header, data)", len);
+        goto done;
+    }
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--)
+        hlen = hlen << 8 | buf[k];
+    if (hlen > len - 8) {
+        st = BAD(&ld, "header length %" PRIu64 " runs past the end of the file (%zu bytes)",
+                 hlen, len);
+        goto done;
+    }
+    if (hlen < 2 || hlen > MF_MAX_HEADER) {
+        st = BAD(&ld, "header length %" PRIu64 " is not 2 to %" PRIu64 " bytes", hlen,
+                 MF_MAX_HEADER);
+        goto done;
+    }
+    json_error_t je;
+    root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        st = BAD(&ld, "the header is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+                 je.column);
+        goto done;
+    }
+    if (!json_is_object(root) || !json_is_object(ld.md = json_object_get(root, "__metadata__"))) {
+        st = BAD(&ld, "the header has no \"__metadata__\" object: not a backprop model file");
+        goto done;
+    }
+    st = load_body(&ld, root, buf + 8 + hlen, len - 8 - hlen, out, info, ck);
+done:
+    json_decref(root);
+    free(buf);
+    return st;
+}
