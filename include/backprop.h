@@ -317,7 +317,7 @@ typedef struct {
 } bp_image;
 
 /* Reads a PGM (P2 or P5) or PNG file, chosen by its first bytes, not its name, into 8-bit
- * gray. docs/model-format.md gives the conversion rules (alpha, colour, 16-bit, maxval). */
+ * gray. docs/images.md gives the conversion rules (alpha, colour, 16-bit, maxval). */
 BP_API int bp_image_read(const char *path, bp_image *img, bp_error *err);
 BP_API void bp_image_free(bp_image *img);
 /* Writes an 8-bit PNG through bp_file (atomically): channels 1 (gray) or 3 (RGB), pixels

@@ -29,7 +29,24 @@ int cli_threads(const char *cmd, int requested);
  * invalid file, a bad argument), 1 for anything else (out of memory). */
 int cli_exit(int st);
 
+/* Loads a model file; on failure prints "backprop CMD: MSG" and returns the exit status (2 for
+ * a bad or unreadable file), else 0. info may be NULL. */
+int cli_load_model(const char *cmd, const char *path, bp_model **m, bp_model_info *info);
+/* "784-256-10 relu" into buf. */
+const char *cli_model_desc(const bp_model *m, char *buf, size_t len);
+/* The model's input image shape: its recorded rows×cols, else a square if its width is one.
+ * 0 if neither. */
+int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols);
+
+/* The getopt loop's common cases: ':' (a value missing), '?' (unknown or ambiguous). Prints
+ * the message and returns −1. */
+int cli_opt_error(const char *cmd, int c, char **argv);
+
 int cmd_train(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_weights(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -12,6 +12,10 @@ static void usage(FILE *f)
           "commands:\n"
           "  train       train a softmax regression or MLP on MNIST-style data\n"
           "  gradcheck   compare every gradient with central finite differences\n"
+          "  eval        accuracy, loss, confusion matrix of a saved model\n"
+          "  predict     the most probable classes of PGM, PNG or IDX images\n"
+          "  weights     draw a saved model's first-layer weights as a PNG\n"
+          "  plot        draw a training log's loss and accuracy curves as an SVG\n"
           "\n"
           "'backprop COMMAND --help' describes a command's options.\n",
           f);
@@ -32,10 +36,14 @@ static int dispatch(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "train") == 0)
-        return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "gradcheck") == 0)
-        return cmd_gradcheck(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"train", cmd_train},     {"gradcheck", cmd_gradcheck}, {"eval", cmd_eval},
+                {"predict", cmd_predict}, {"weights", cmd_weights},     {"plot", cmd_plot}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "backprop: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -112,4 +113,52 @@ int cli_threads(const char *cmd, int requested)
 int cli_exit(int st)
 {
     return st == BP_ERR_ARG || st == BP_ERR_FORMAT || st == BP_ERR_IO ? EXIT_USAGE : 1;
+}
+
+int cli_load_model(const char *cmd, const char *path, bp_model **m, bp_model_info *info)
+{
+    bp_error err = {0};
+    int st = bp_model_load(path, m, info, NULL, &err);
+    if (st) {
+        fprintf(stderr, "backprop %s: %s\n", cmd, err.msg);
+        return cli_exit(st);
+    }
+    return 0;
+}
+
+const char *cli_model_desc(const bp_model *m, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int l = 0; l <= m->nlayers && n < len; l++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", l ? "-" : "", m->sizes[l]);
+    if (n < len)
+        snprintf(buf + n, len - n, " %s",
+                 m->nlayers > 1 ? bp_act_name(m->act) : "softmax regression");
+    return buf;
+}
+
+int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols)
+{
+    if (m->input_rows && m->input_cols) {
+        *rows = m->input_rows, *cols = m->input_cols;
+        return 1;
+    }
+    uint32_t r = 1;
+    while ((r + 1) * (r + 1) <= (uint32_t)m->sizes[0])
+        r++;
+    if (r * r != (uint32_t)m->sizes[0])
+        return 0;
+    *rows = *cols = r;
+    return 1;
+}
+
+int cli_opt_error(const char *cmd, int c, char **argv)
+{
+    if (c == ':')
+        fprintf(stderr, "backprop %s: %s needs a value\n", cmd, argv[optind - 1]);
+    else
+        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+    fprintf(stderr, "Try 'backprop %s --help'.\n", cmd);
+    return -1;
 }
