@@ -276,5 +276,73 @@ else
     fail "gradcheck --tol 1e-12: exit $rc"$'\n'"$out"
 fi
 
+
+# ---- model files and the commands that read them (tiny 2x2 set) ----
+m=$tmp/tiny.st
+run train --data "$good" --epochs 2 --batch 5 --save "$m" --quiet
+checks=$((checks + 1))
+[[ $rc -eq 0 && -s $m ]] && echo "ok: train --save wrote $(wc -c <"$m") bytes" || fail "train --save: exit $rc $err"
+run eval --model "$m" --data "$good"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $out == *"confusion matrix"* && $out == *"macro"* ]] && echo "ok: eval on the tiny set" ||
+    fail "eval: exit $rc: $err"
+expect 2 "backprop eval: --model FILE is required" eval --data "$good"
+expect 2 "$tmp/none.st: cannot open: No such file or directory" eval --model "$tmp/none.st" --data "$good"
+printf 'not a model' >"$tmp/junk.st"
+expect 2 "$tmp/junk.st: header length" eval --model "$tmp/junk.st" --data "$good"
+expect 2 "$tmp: not a regular file" eval --model "$tmp" --data "$good"
+mkfifo "$tmp/fifo.st"
+expect 2 "fifo.st: not a regular file" eval --model "$tmp/fifo.st" --data "$good"
+expect 2 "backprop eval: unknown option '--bogus'" eval --model "$m" --bogus
+expect 2 "--errors-count: 0 must be from 1 to 400" eval --model "$m" --errors-count 0
+# a model for 2x2 images on 3x1 data: the widths differ
+mkdir -p "$tmp/wide"
+{ printf '\0\0\10\3'; be32 20; be32 3; be32 1; head -c 60 /dev/zero; } >"$tmp/wide/train-images-idx3-ubyte"
+{ printf '\0\0\10\3'; be32 10; be32 3; be32 1; head -c 30 /dev/zero; } >"$tmp/wide/t10k-images-idx3-ubyte"
+cp "$good/train-labels-idx1-ubyte" "$good/t10k-labels-idx1-ubyte" "$tmp/wide/"
+expect 2 "takes 4 inputs per image, the images of $tmp/wide have 1x3 = 3" eval --model "$m" --data "$tmp/wide"
+
+# predict: sizes, kinds, --invert, several inputs
+printf 'P5\n2 2\n255\n\0\377\0\377' >"$tmp/ok.pgm"
+run predict --model "$m" "$tmp/ok.pgm" "$good/t10k-images-idx3-ubyte"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $(grep -c ':  [0-9] (' <<<"$out") -eq 11 ]] && echo "ok: predict: 1 PGM + 10 IDX images" ||
+    fail "predict: exit $rc, $(wc -l <<<"$out") lines: $err"
+printf 'P5\n3 3\n255\n123456789' >"$tmp/big.pgm"
+expect 2 "big.pgm: 3x3 pixels; the model takes 2x2 images" predict --model "$m" "$tmp/big.pgm"
+printf 'hello' >"$tmp/x.txt"
+expect 2 "x.txt: not a PGM, PNG or IDX image file" predict --model "$m" "$tmp/x.txt"
+printf 'P5\n2 2\n255\n\0' >"$tmp/cut.pgm"
+expect 2 "cut.pgm" predict --model "$m" "$tmp/cut.pgm"
+expect 2 "no input image given" predict --model "$m"
+expect 2 "none.pgm: cannot open" predict --model "$m" "$tmp/none.pgm"
+run predict --model "$m" --json "$tmp/ok.pgm"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $out == *'"input"'* && $out == *'"top"'* ]] && echo "ok: predict --json" || fail "predict --json: $out $err"
+
+# weights and plot
+run weights --model "$m" --out "$tmp/w.png"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $(head -c 4 "$tmp/w.png" | od -An -c | tr -d ' ') == '211PNG' ]] && echo "ok: weights wrote a PNG" ||
+    fail "weights: exit $rc $err"
+expect 2 "--model FILE and --out FILE.png are required" weights --model "$m"
+expect 2 "--units: 0 must be from 1 to 100" weights --model "$m" --out "$tmp/w.png" --units 0
+expect 2 "backprop plot: --out FILE.svg is required" plot "$tmp/x.txt"
+expect 2 "x.txt:1:" plot "$tmp/x.txt" --out "$tmp/c.svg"
+checks=$((checks + 1))
+[[ ! -e $tmp/c.svg ]] && echo "ok: a failed plot leaves no file" || fail "plot left $tmp/c.svg"
+
+# train --resume: settings come from the checkpoint
+run train --data "$good" --epochs 3 --batch 5 --stop-after 1 --checkpoint "$tmp/ck.st" --quiet
+checks=$((checks + 1))
+[[ $rc -eq 0 && -s $tmp/ck.st ]] && echo "ok: --stop-after 1 --checkpoint" || fail "checkpoint: exit $rc $err"
+usage_error "--lr: not with --resume" --resume "$tmp/ck.st" --lr 0.1
+expect 2 "is a model, not a checkpoint" train --data "$good" --resume "$m"
+expect 2 "junk.st: header length" train --data "$good" --resume "$tmp/junk.st"
+expect 2 "--epochs: 1: the checkpoint has already trained 1 epochs" train --data "$good" --resume "$tmp/ck.st" --epochs 1
+run train --data "$good" --resume "$tmp/ck.st" --quiet
+checks=$((checks + 1))
+[[ $rc -eq 0 && $out == *"epochs=3 "* ]] && echo "ok: --resume runs epochs 2-3: $out" || fail "resume: exit $rc $out $err"
+
 echo "cli.sh: $checks checks, $fails failed"
 [[ $fails -eq 0 && $checks -gt 0 ]]

@@ -231,7 +231,7 @@ int cmd_eval(int argc, char **argv)
     int classes = m->sizes[m->nlayers];
     if ((uint32_t)m->sizes[0] != test->dim) {
         fprintf(stderr, "backprop eval: %s takes %d inputs per image, the images of %s have "
-                "%ux%u = %u\n", model, m->sizes[0], data, test->rows, test->cols, test->dim);
+                "%ux%u = %u\n", model, m->sizes[0], data, test->cols, test->rows, test->dim);
         status = EXIT_USAGE;
         goto done;
     }

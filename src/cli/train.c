@@ -259,6 +259,12 @@ int cmd_train(int argc, char **argv)
     int status = 0, resumed = 0;
     if (resume && (status = load_resume(resume, &cfg, &m, &ck, given[O_EPOCHS], &resumed)))
         return status;
+    if (ck && cfg.epochs <= resumed) { /* before the header: an error leaves stdout empty */
+        fprintf(stderr, "backprop train: --epochs: %d: the checkpoint has already trained %d "
+                "epochs (ask for more to continue)\n", cfg.epochs, resumed);
+        status = EXIT_USAGE;
+        goto done;
+    }
     if ((status = bp_dataset_load_dir(data, &train, &test, &err))) {
         fprintf(stderr, "backprop train: %s\n", err.msg);
         status = cli_exit(status);
