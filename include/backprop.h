@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -30,7 +31,10 @@ typedef enum {
     BP_ERR_FORMAT = -2,  /* a file's contents are invalid */
     BP_ERR_NOMEM = -3,   /* an allocation failed */
     BP_ERR_ARG = -4,     /* an argument is out of range */
-    BP_ERR_NUMERIC = -5, /* a loss or gradient became NaN or infinite */
+    BP_ERR_NUMERIC = -5, /* training diverged: a loss or parameter became NaN or infinite, or
+                          * a loss grew far above its start (bp_train) */
+    BP_ERR_INTERRUPTED = -6, /* bp_train stopped early because cfg.interrupt was set; what was
+                              * asked to be saved was saved */
 } bp_status;
 
 /* A message buffer the caller owns. A function that fails writes one line into msg; when the
@@ -278,6 +282,10 @@ typedef struct {
     const char *log_path;        /* CSV, one row per epoch, flushed as it goes (appended to
                                   * when resuming a run whose log exists) */
     const struct bp_checkpoint *resume; /* continue the run a checkpoint stopped (NULL: new) */
+    /* If not NULL, bp_train reads it after every step; once it is non-zero, the step just
+     * taken is kept, the checkpoint (mid-epoch, resumable) and the model are written if asked
+     * for, and bp_train returns BP_ERR_INTERRUPTED. A signal handler may set it. */
+    const volatile sig_atomic_t *interrupt;
     bp_epoch_fn on_epoch;  /* may be NULL */
     bp_progress_fn on_progress; /* may be NULL; called after every batch */
     void *user;
@@ -289,6 +297,13 @@ BP_API void bp_train_config_default(bp_train_config *c);
 /* BP_OK, or BP_ERR_ARG naming the first field out of range or unknown: err->field is its C
  * name ("epochs", "opt.lr", …) and err->msg says what is wrong with it. */
 BP_API int bp_train_config_check(const bp_train_config *c, bp_error *err);
+
+/* Divergence: bp_train fails with BP_ERR_NUMERIC when a training batch's or the test set's mean
+ * loss is NaN, infinite or above BP_DIVERGE_FACTOR·log C (C classes: a model starts near log C
+ * and a learning one goes down, so 20 times the start means the steps are blowing up), or when
+ * a parameter is not finite after an epoch's last update. Nothing is saved then: a checkpoint
+ * or model already on disk stays the last good one. */
+#define BP_DIVERGE_FACTOR 20.0
 
 /* Trains m on train, evaluating on test (may be NULL) after every epoch. The last epoch's stats
  * go to *last (may be NULL); the best test accuracy to *best_test_acc (may be NULL). Checks cfg

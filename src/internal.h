@@ -82,6 +82,9 @@ struct bp_checkpoint {
     uint32_t *perm;       /* the permutation after the last epoch, nperm entries; NULL if the
                            * run does not shuffle */
     uint32_t nperm;
+    uint32_t epoch_pos;   /* samples of epoch info.epoch + 1 trained (an interrupted epoch) */
+    double epoch_loss;    /* their summed loss and correct count */
+    long epoch_hits;
 };
 
 /* modelfile.c: writes m with info and, if ck is not NULL, the training state (borrowed). */

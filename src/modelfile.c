@@ -155,6 +155,9 @@ static json_t *metadata(const bp_model *m, const bp_model_info *info, const bp_c
         r |= set_str(md, "rng", "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, s[0],
                      s[1], s[2], s[3]);
         r |= set_str(md, "optimizer.t", "%ld", ck->opt_t);
+        r |= set_str(md, "epoch_pos", "%u", ck->epoch_pos);
+        r |= set_str(md, "epoch_loss", "%.17g", ck->epoch_loss);
+        r |= set_str(md, "epoch_hits", "%ld", ck->epoch_hits);
     }
     free(arch);
     if (r) {

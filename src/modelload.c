@@ -424,6 +424,19 @@ static int load_checkpoint(loader *ld, const uint8_t *data, const want_tensor *w
     int st = parse_rng(ld, &ck->rng);
     if (!st)
         md_long(ld, "optimizer.t", 0, LONG_MAX, &ck->opt_t, &st);
+    long pos = 0;
+    if (!st && md_long(ld, "epoch_pos", 0, UINT32_MAX, &pos, &st))
+        ck->epoch_pos = (uint32_t)pos;
+    if (!st)
+        md_long(ld, "epoch_hits", 0, pos, &ck->epoch_hits, &st);
+    const char *el = md_get(ld, "epoch_loss", 1, &st);
+    if (!st) {
+        char *end;
+        ck->epoch_loss = strtod(el, &end);
+        if (end == el || *end || !(ck->epoch_loss >= 0) || !isfinite(ck->epoch_loss))
+            st = BAD(ld, "metadata \"epoch_loss\" is '%.40s', not a finite loss", el);
+    }
+
     ck->info = *info;
     ck->nparams = nparams;
     for (int i = n0; i < n && !st; i++) {

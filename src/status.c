@@ -14,7 +14,8 @@ const char *bp_status_str(int status)
     case BP_ERR_FORMAT: return "invalid file contents";
     case BP_ERR_NOMEM: return "out of memory";
     case BP_ERR_ARG: return "invalid argument";
-    case BP_ERR_NUMERIC: return "numerical failure (NaN or infinity)";
+    case BP_ERR_NUMERIC: return "training diverged";
+    case BP_ERR_INTERRUPTED: return "interrupted";
     default: return "unknown status";
     }
 }

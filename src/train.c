@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BP_LOSS_DIVERGED 1e6
-
 void bp_train_config_default(bp_train_config *c)
 {
     c->epochs = 10;
@@ -26,6 +24,7 @@ void bp_train_config_default(bp_train_config *c)
     c->save_path = c->checkpoint_path = c->log_path = NULL;
     c->checkpoint_every = 0;
     c->resume = NULL;
+    c->interrupt = NULL;
     c->on_epoch = NULL;
     c->on_progress = NULL;
     c->user = NULL;
@@ -94,6 +93,9 @@ typedef struct {
     bp_rng rng;
     uint32_t *perm; /* NULL without shuffling */
     uint32_t n;
+    uint32_t pos;   /* samples of the current epoch already trained (an interrupted epoch) */
+    double loss;    /* and their summed loss and correct count, for the epoch's stats */
+    long hits;
 } run_state;
 
 static int resume(const bp_checkpoint *ck, const bp_model *m, const bp_dataset *train,
@@ -126,7 +128,12 @@ static int resume(const bp_checkpoint *ck, const bp_model *m, const bp_dataset *
     rs->epoch = ck->info.epoch;
     rs->step = ck->info.step;
     rs->best = ck->info.best_test_acc;
-    (void)train;
+    if (ck->epoch_pos > train->n)
+        return bp_fail(err, BP_ERR_ARG, "the checkpoint stopped at sample %u of an epoch, the "
+                       "training set has %u", ck->epoch_pos, train->n);
+    rs->pos = ck->epoch_pos;
+    rs->loss = ck->epoch_loss;
+    rs->hits = ck->epoch_hits;
     return BP_OK;
 }
 
@@ -142,6 +149,7 @@ static bp_model_info run_info(const bp_train_config *cfg, const run_state *rs)
     info.train = *cfg;
     info.train.save_path = info.train.checkpoint_path = info.train.log_path = NULL;
     info.train.resume = NULL;
+    info.train.interrupt = NULL;
     info.train.on_epoch = NULL;
     info.train.on_progress = NULL;
     info.train.user = NULL;
@@ -162,7 +170,63 @@ static int write_checkpoint(const char *path, const bp_model *m, const bp_train_
     ck.opt_s = opt->s;
     ck.perm = rs->perm;
     ck.nperm = rs->perm ? rs->n : 0;
+    ck.epoch_pos = rs->pos;
+    ck.epoch_loss = rs->loss;
+    ck.epoch_hits = rs->hits;
     return modelfile_write(path, m, &ck.info, &ck, err);
+}
+
+/* BP_ERR_NUMERIC unless mean is a finite loss within limit. batch 0: the test set's. */
+static int check_loss(double mean, double limit, const char *which, int epoch, long batch,
+                      bp_error *err)
+{
+    if (isfinite(mean) && mean <= limit)
+        return BP_OK;
+    char where[64] = "";
+    if (batch)
+        snprintf(where, sizeof where, ", batch %ld", batch);
+    char what[64];
+    if (isfinite(mean))
+        snprintf(what, sizeof what, "%.4g, above %g (%g times its start log C)", mean, limit,
+                 BP_DIVERGE_FACTOR);
+    else
+        snprintf(what, sizeof what, "%s", isnan(mean) ? "NaN" : "infinite");
+    return bp_fail(err, BP_ERR_NUMERIC,
+                   "training diverged: the %s loss became %s at epoch %d%s (try a smaller "
+                   "learning rate); nothing was saved from this point", which, what, epoch,
+                   where);
+}
+
+static int check_params(const bp_model *m, int epoch, bp_error *err)
+{
+    for (size_t i = 0; i < m->nparams; i++)
+        if (!isfinite(m->params[i]))
+            return bp_fail(err, BP_ERR_NUMERIC,
+                           "training diverged: parameter %zu became %s after epoch %d's last "
+                           "update (try a smaller learning rate); nothing was saved from this "
+                           "point", i, isnan(m->params[i]) ? "NaN" : "infinite", epoch);
+    return BP_OK;
+}
+
+/* An interrupted run: what was asked for is written, then BP_ERR_INTERRUPTED. The parameters
+ * are checked first: a diverged model never replaces a good file. */
+static int save_interrupted(const bp_model *m, const bp_train_config *cfg, const bp_opt *opt,
+                            const run_state *rs, int epoch, bp_error *err)
+{
+    int st = check_params(m, epoch, err);
+    if (!st && cfg->checkpoint_path)
+        st = write_checkpoint(cfg->checkpoint_path, m, cfg, opt, rs, err);
+    if (!st && cfg->save_path) {
+        bp_model_info info = run_info(cfg, rs);
+        st = bp_model_save(cfg->save_path, m, &info, err);
+    }
+    if (st)
+        return st;
+    return bp_fail(err, BP_ERR_INTERRUPTED, "interrupted during epoch %d after %u of %u "
+                   "samples%s%s%s%s", epoch, rs->pos, rs->n,
+                   cfg->checkpoint_path ? "; checkpoint " : "",
+                   cfg->checkpoint_path ? cfg->checkpoint_path : "",
+                   cfg->save_path ? "; model " : "", cfg->save_path ? cfg->save_path : "");
 }
 
 #define LOG_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,seconds,samples_per_s\n"
@@ -217,8 +281,8 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     bp_opt *opt = NULL;
     float *X = NULL;
     uint8_t *labels = NULL;
-    FILE *log = NULL;
-    run_state rs = {0, 0, NAN, {{0}}, NULL, train->n};
+    FILE *csv = NULL;
+    run_state rs = {0, 0, NAN, {{0}}, NULL, train->n, 0, 0.0, 0};
     int B = (uint32_t)cfg->batch < train->n ? cfg->batch : (int)train->n;
     if ((st = bp_work_create(&w, m, B, cfg->threads, err)) ||
         (st = bp_opt_create(&opt, &cfg->opt, m->nparams, err)))
@@ -236,25 +300,26 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     bp_rng_seed(&rs.rng, cfg->seed);
     if (cfg->resume && (st = resume(cfg->resume, m, train, cfg, opt, &rs, err)))
         goto done;
-    if (cfg->log_path && !(log = open_log(cfg->log_path, cfg->resume != NULL, err))) {
+    if (cfg->log_path && !(csv = open_log(cfg->log_path, cfg->resume != NULL, err))) {
         st = BP_ERR_IO;
         goto done;
     }
 
     long steps_per_epoch = ((long)train->n + B - 1) / B;
     long total_steps = steps_per_epoch * cfg->epochs;
+    double loss_limit = BP_DIVERGE_FACTOR * log(C > 2 ? (double)C : 2.0);
     int end = cfg->stop_after && rs.epoch + cfg->stop_after < cfg->epochs
                   ? rs.epoch + cfg->stop_after
                   : cfg->epochs;
     for (int e = rs.epoch; e < end; e++) {
         bp_epoch_stats s = {.epoch = e + 1, .epochs = cfg->epochs, .test_acc = NAN,
                             .test_loss = NAN};
-        double t0 = bp_now(), loss = 0.0;
-        long hits = 0;
-        if (rs.perm)
+        double t0 = bp_now(), loss = rs.loss;
+        long hits = rs.hits;
+        if (rs.perm && rs.pos == 0) /* an interrupted epoch goes on in its own order */
             bp_shuffle(rs.perm, train->n, &rs.rng);
         /* The last batch may be partial: it is trained on, not dropped. */
-        for (uint32_t first = 0; first < train->n; first += (uint32_t)B, rs.step++) {
+        for (uint32_t first = rs.pos; first < train->n; first += (uint32_t)B, rs.step++) {
             int b = train->n - first < (uint32_t)B ? (int)(train->n - first) : B;
             double ls;
             int c;
@@ -262,23 +327,27 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
             if ((st = bp_grad(m, w, cfg->impl, X, labels, b, &ls, &c, NULL, err)))
                 goto done;
             /* Log-sum-exp keeps the loss finite long after the weights have blown up, so a
-             * mean loss beyond BP_LOSS_DIVERGED counts as divergence too: a model that learns
-             * starts near log C and goes down, never to e^-1000000 on the true class. */
-            if (!isfinite(ls) || ls > BP_LOSS_DIVERGED * b) {
-                st = bp_fail(err, BP_ERR_NUMERIC,
-                             "training diverged: the loss became %s at epoch %d, batch %ld "
-                             "(try a smaller learning rate)",
-                             isnan(ls) ? "NaN" : isinf(ls) ? "infinite" : "larger than 1e6",
-                             e + 1, rs.step - e * steps_per_epoch + 1);
+             * mean loss far above the start (log C) counts as divergence too. */
+            if ((st = check_loss(ls / b, loss_limit, "training", e + 1,
+                                 rs.step - e * steps_per_epoch + 1, err)))
                 goto done;
-            }
             s.lr = bp_opt_lr(&cfg->opt, e, rs.step, total_steps);
             bp_opt_step(opt, m->params, m->grads, s.lr);
             loss += ls;
             hits += c;
             if (cfg->on_progress)
                 cfg->on_progress(e + 1, first + (uint32_t)b, train->n, cfg->user);
+            if (cfg->interrupt && *cfg->interrupt) {
+                rs.pos = first + (uint32_t)b, rs.loss = loss, rs.hits = hits;
+                rs.step++; /* the step just taken counts */
+                st = save_interrupted(m, cfg, opt, &rs, e + 1, err);
+                goto done;
+            }
         }
+        rs.pos = 0, rs.loss = 0.0, rs.hits = 0;
+        /* The epoch's last update is checked too: no later loss would see it. */
+        if ((st = check_params(m, e + 1, err)))
+            goto done;
         rs.epoch = e + 1;
         s.step = rs.step;
         s.seconds = bp_now() - t0;
@@ -291,10 +360,12 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
                 goto done;
             s.test_loss = r.loss;
             s.test_acc = r.accuracy;
+            if ((st = check_loss(r.loss, loss_limit, "test", e + 1, 0, err)))
+                goto done;
             if (!(s.test_acc <= rs.best))
                 rs.best = s.test_acc;
         }
-        if (log && (st = log_epoch(log, cfg->log_path, &s, err)))
+        if (csv && (st = log_epoch(csv, cfg->log_path, &s, err)))
             goto done;
         int every = cfg->checkpoint_every;
         if (cfg->checkpoint_path && ((every && rs.epoch % every == 0) || rs.epoch == end) &&
@@ -310,10 +381,10 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
         if ((st = bp_model_save(cfg->save_path, m, &info, err)))
             goto done;
     }
-    if (best_test_acc)
-        *best_test_acc = rs.best;
 done:
-    if (log && fclose(log) != 0 && !st)
+    if (best_test_acc && (st == BP_OK || st == BP_ERR_INTERRUPTED))
+        *best_test_acc = rs.best;
+    if (csv && fclose(csv) != 0 && !st)
         st = bp_fail(err, BP_ERR_IO, "%s: closing the log failed: %s", cfg->log_path,
                      strerror(errno));
     free(rs.perm);

@@ -232,16 +232,33 @@ fi
 # A learning rate of 1e6 makes training diverge. Two ways it shows: on a three-hidden-layer
 # ReLU net the loss overflows to NaN or infinity within a few steps; on --hidden 64,64 it climbs
 # to ~1e34 but stays finite (log-sum-exp keeps it so), which the trainer catches with its
-# "loss above 1e6" bound. Either way: exit 1, the message on stderr, and no final line.
+# bound on the loss (20·log C). Either way: exit 1, the message on stderr, and no final line.
 for net in 64,64,64 64,64; do
     run train --data "$good" --hidden "$net" --lr 1e6 --epochs 20 --batch 5 --lr-schedule constant
     checks=$((checks + 1))
-    if [[ $rc -eq 1 && $err == *"training diverged: the loss became"* && $out != *final* ]]; then
+    if [[ $rc -eq 1 && $err == *"training diverged: the training loss became"* && $out != *final* ]]; then
         echo "ok: --hidden $net diverges: exit 1: $err"
     else
         fail "--hidden $net --lr 1e6: exit $rc (expected 1), stderr: $err, stdout: $out"
     fi
 done
+
+# All-zero images, softmax regression, lr 1e6: only the biases learn, and they overshoot until
+# the loss is ~1e5 yet finite; that is divergence too. A diverged run never replaces the last
+# good model: --save's file is left as the good run wrote it.
+mkdir -p "$tmp/zeros"
+{ printf '\0\0\10\3'; be32 20; be32 2; be32 2; head -c 80 /dev/zero; } >"$tmp/zeros/train-images-idx3-ubyte"
+{ printf '\0\0\10\3'; be32 10; be32 2; be32 2; head -c 40 /dev/zero; } >"$tmp/zeros/t10k-images-idx3-ubyte"
+cp "$good/train-labels-idx1-ubyte" "$good/t10k-labels-idx1-ubyte" "$tmp/zeros/"
+run train --data "$tmp/zeros" --epochs 3 --batch 5 --save "$tmp/good.st" --quiet
+cp "$tmp/good.st" "$tmp/good.copy"
+run train --data "$tmp/zeros" --lr 1e6 --epochs 20 --batch 5 --lr-schedule constant --save "$tmp/good.st"
+checks=$((checks + 1))
+if [[ $rc -eq 1 && $err == *"training diverged"* && $out != *final* ]] && cmp -s "$tmp/good.st" "$tmp/good.copy"; then
+    echo "ok: all-zero images at lr 1e6 diverge, and the saved model is untouched: $err"
+else
+    fail "all-zero images, lr 1e6: exit $rc, stderr: $err; model changed: $(cmp "$tmp/good.st" "$tmp/good.copy")"
+fi
 
 # Output that cannot be written is a failure: scripts read the final line.
 if [[ -w /dev/full ]]; then

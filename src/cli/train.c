@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,31 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
            s->epochs >= 10 ? 2 : 1, s->epoch, s->epochs, s->train_loss, s->train_acc,
            s->test_acc, s->seconds, s->samples_per_s);
     fflush(stdout);
+}
+
+/* SIGINT/SIGTERM: the first asks bp_train to stop after its current step (it saves what was
+ * asked for); a second one, of either kind, ends the process at once by its default action. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL); /* both async-signal-safe */
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static int bad_usage(void)
@@ -257,6 +283,8 @@ int cmd_train(int argc, char **argv)
     bp_model *m = NULL;
     bp_checkpoint *ck = NULL;
     int status = 0, resumed = 0;
+    bp_epoch_stats last;
+    double best;
     if (resume && (status = load_resume(resume, &cfg, &m, &ck, given[O_EPOCHS], &resumed)))
         return status;
     if (ck && cfg.epochs <= resumed) { /* before the header: an error leaves stdout empty */
@@ -297,6 +325,10 @@ int cmd_train(int argc, char **argv)
     cfg.on_epoch = on_epoch;
     cfg.on_progress = on_progress;
     cfg.user = &rep;
+    cfg.interrupt = &stop_signal;
+    last = (bp_epoch_stats){.epoch = resumed, .train_loss = NAN, .test_acc = NAN};
+    best = NAN;
+    catch_signals();
     if (!rep.quiet) {
         printf("backprop %s: %s, model", BP_VERSION, data);
         for (int l = 0; l <= L; l++)
@@ -310,11 +342,21 @@ int cmd_train(int argc, char **argv)
             printf("resuming %s after epoch %d of %d\n", resume, resumed, cfg.epochs);
         fflush(stdout);
     }
-    bp_epoch_stats last;
-    double best;
     int st = bp_train(m, train, test, &cfg, &last, &best, &err);
     if (rep.bar)
         fputs("\r\033[K", stderr);
+    if (st == BP_ERR_INTERRUPTED) {
+        /* the summary of the epochs completed, marked; then the usual 128 + signal */
+        printf("final test_acc=%.4f best_test_acc=%.4f train_loss=%.4f epochs=%d seconds=%.2f "
+               "samples_per_s=%.0f interrupted=1\n", last.test_acc, best, last.train_loss,
+               last.epoch, rep.seconds,
+               rep.seconds > 0 ? (double)train->n * rep.epochs_run / rep.seconds : 0.0);
+        fflush(stdout);
+        fprintf(stderr, "backprop train: %s (%s)\n", err.msg,
+                stop_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        status = 128 + (stop_signal ? (int)stop_signal : SIGINT);
+        goto done;
+    }
     if (st) {
         cli_error(C, &err, field_flags);
         status = st == BP_ERR_ARG ? EXIT_USAGE : 1;
