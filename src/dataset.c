@@ -29,11 +29,6 @@ int bp_dataset_load(bp_dataset **out, const char *images_path, const char *label
                 ds->n);
         goto error;
     }
-    if ((uint64_t)ds->rows * ds->cols > (1u << 24)) {
-        bp_fail(err, st, "%s: images of %ux%u pixels are too large", images_path, ds->rows,
-                ds->cols);
-        goto error;
-    }
     for (uint32_t i = 0; i < nl; i++)
         if (ds->labels[i] >= classes) {
             bp_fail(err, st, "%s: label %u at index %u is not below %u classes", labels_path,
@@ -58,17 +53,36 @@ void bp_dataset_free(bp_dataset *ds)
     free(ds);
 }
 
-/* dir/NAME if it exists, else dir/NAME.gz if that exists. */
+/* 0 if path names something (stat follows links); else ENOENT for nothing at all, or the
+ * reason it cannot be looked at (EACCES, ELOOP, …; a dangling link: ENOENT with *dangling). */
+static int probe(const char *path, int *dangling)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        return 0;
+    int e = errno;
+    *dangling = e == ENOENT && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode);
+    return e;
+}
+
+/* dir/NAME if it exists, else dir/NAME.gz if that exists; "not found" only when neither is
+ * there at all: any other reason is reported as it is. */
 static int find_file(char *buf, size_t len, const char *dir, const char *name, bp_error *err)
 {
     int n = snprintf(buf, len, "%s/%s", dir, name);
     if (n < 0 || (size_t)n + 4 > len)
         return bp_fail(err, BP_ERR_ARG, "%s: path too long", dir);
-    if (access(buf, F_OK) == 0)
-        return BP_OK;
-    snprintf(buf, len, "%s/%s.gz", dir, name);
-    if (access(buf, F_OK) == 0)
-        return BP_OK;
+    for (int gz = 0; gz < 2; gz++) {
+        snprintf(buf, len, gz ? "%s/%s.gz" : "%s/%s", dir, name);
+        int dangling = 0, e = probe(buf, &dangling);
+        if (e == 0)
+            return BP_OK;
+        if (dangling)
+            return bp_fail(err, BP_ERR_IO, "%s: a symbolic link to a file that does not exist",
+                           buf);
+        if (e != ENOENT)
+            return bp_fail(err, BP_ERR_IO, "%s: %s", buf, strerror(e));
+    }
     snprintf(buf, len, "%s/%s", dir, name);
     return bp_fail(err, BP_ERR_IO, "%s: not found (nor %s.gz); data/fetch.sh downloads MNIST",
                    buf, name);
@@ -80,6 +94,8 @@ int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test, 
                                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
     char path[4][4096];
     *train = *test = NULL;
+    if (!*dir)
+        return bp_fail(err, BP_ERR_ARG, "the data directory name is empty");
     struct stat sb;
     if (stat(dir, &sb) != 0)
         return bp_fail(err, BP_ERR_IO, "%s: cannot open the data directory: %s", dir,

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Larger than any MNIST-style set (60000·28·28 = 47 MB); a header beyond it is absurd. */
@@ -53,14 +55,29 @@ static long src_fill(idx_src *s, bp_error *err)
 static int src_open(idx_src *s, const char *path, bp_error *err)
 {
     s->path = path;
-    errno = 0;
-    s->f = fopen(path, "rb");
-    if (!s->f)
-        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "unknown error");
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. The
+     * type is checked on the open descriptor, so nothing can be swapped in between. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(s->f), &sb) == 0 && S_ISDIR(sb.st_mode))
-        return bp_fail(err, BP_ERR_IO, "%s: is a directory, not an IDX file", path);
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return bp_fail(err, BP_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return bp_fail(err, BP_ERR_IO, "%s: %s, not an IDX file", path,
+                       S_ISDIR(sb.st_mode)    ? "is a directory"
+                       : S_ISFIFO(sb.st_mode) ? "is a FIFO (named pipe)"
+                                              : "is not a regular file");
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(s->f = fdopen(fd, "rb"))) {
+        int e = errno;
+        close(fd);
+        return bp_fail(err, BP_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
     if (src_fill(s, err) < 0)
         return BP_ERR_IO;
     if (s->zs.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
@@ -201,6 +218,14 @@ static int read_idx(const char *path, unsigned ndims, const char *what, uint32_t
             goto error;
         }
         total *= dims[d];
+    }
+    /* The one limit on an image: the widest input a model can take (BP_MAX_WIDTH), checked
+     * here, before the data are read, where the message can name the file. */
+    if (ndims == 3 && (uint64_t)dims[1] * dims[2] > BP_MAX_WIDTH) {
+        bp_fail(err, st, "%s: images of %ux%u = %llu pixels are more than a model's largest "
+                "input (%d)", path, dims[2], dims[1], (unsigned long long)dims[1] * dims[2],
+                BP_MAX_WIDTH);
+        goto error;
     }
 
     /* An uncompressed file's size is known before anything is allocated. */

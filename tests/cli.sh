@@ -361,5 +361,44 @@ run train --data "$good" --resume "$tmp/ck.st" --quiet
 checks=$((checks + 1))
 [[ $rc -eq 0 && $out == *"epochs=3 "* ]] && echo "ok: --resume runs epochs 2-3: $out" || fail "resume: exit $rc $out $err"
 
+# ---- the audit's defects: each is a clear one-line error now ----
+usage_error "backprop train: unknown option '-x'" -xy
+usage_error "ambiguous option '--lr-s' (could be --lr-schedule --lr-step)" --lr-s constant
+usage_error "--no-shuffle takes no value (got '--no-shuffle=1')" --no-shuffle=1
+expect 2 "backprop train: the data directory name is empty" train --data '' --epochs 1
+# A FIFO where an IDX file should be: refused by name at once, never waited on.
+mkdir -p "$tmp/fifo"
+cp "$good"/* "$tmp/fifo/"
+rm "$tmp/fifo/train-images-idx3-ubyte"
+mkfifo "$tmp/fifo/train-images-idx3-ubyte"
+checks=$((checks + 1))
+timeout 10 "$exe" train --data "$tmp/fifo" --epochs 1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [[ $rc -eq 2 ]] && grep -q "train-images-idx3-ubyte: is a FIFO (named pipe), not an IDX file" "$tmp/err"; then
+    echo "ok: a FIFO in the data directory is refused by name: $(cat "$tmp/err")"
+else
+    fail "FIFO data file: exit $rc (124 = hung), stderr: $(cat "$tmp/err")"
+fi
+# A dangling symbolic link is not "not found".
+mkdir -p "$tmp/dangling"
+cp "$good"/* "$tmp/dangling/"
+rm "$tmp/dangling/t10k-images-idx3-ubyte"
+ln -s "$tmp/nowhere" "$tmp/dangling/t10k-images-idx3-ubyte"
+expect 2 "t10k-images-idx3-ubyte: a symbolic link to a file that does not exist" train --data "$tmp/dangling" --epochs 1
+# A link loop reports its errno.
+rm "$tmp/dangling/t10k-images-idx3-ubyte"
+ln -s "$tmp/dangling/loop" "$tmp/dangling/loop" 2>/dev/null
+ln -s "$tmp/dangling/loop" "$tmp/dangling/t10k-images-idx3-ubyte"
+expect 2 "t10k-images-idx3-ubyte: Too many levels of symbolic links" train --data "$tmp/dangling" --epochs 1
+# Images wider than any model can take: refused at load time, naming the file.
+mkdir -p "$tmp/huge"
+cp "$good"/*labels* "$tmp/huge/"
+cp "$good/t10k-images-idx3-ubyte" "$tmp/huge/"
+{ printf '\0\0\10\3'; be32 1; be32 1025; be32 1025; } >"$tmp/huge/train-images-idx3-ubyte"
+expect 2 "huge/train-images-idx3-ubyte: images of 1025x1025 = 1050625 pixels are more than a model's largest input (1048576)" train --data "$tmp/huge" --epochs 1
+# Range messages say the range, not internal bounds.
+usage_error "--momentum: -0.5 must be at least 0 and below 1" --momentum -0.5
+usage_error "--lr-min: -1 must be at least 0" --lr-min -1
+
 echo "cli.sh: $checks checks, $fails failed"
 [[ $fails -eq 0 && $checks -gt 0 ]]

@@ -38,9 +38,10 @@ const char *cli_model_desc(const bp_model *m, char *buf, size_t len);
  * 0 if neither. */
 int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols);
 
-/* The getopt loop's common cases: ':' (a value missing), '?' (unknown or ambiguous). Prints
- * the message and returns −1. */
-int cli_opt_error(const char *cmd, int c, char **argv);
+/* The getopt loop's common cases: ':' (a value missing), '?' (unknown, ambiguous, or a value
+ * given to a flag that takes none), each said as it is, then the --help hint. Returns −1. */
+struct option;
+int cli_opt_error(const char *cmd, int c, char **argv, const struct option *longopts);
 
 int cmd_train(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);

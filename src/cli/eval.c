@@ -192,7 +192,7 @@ int cmd_eval(int argc, char **argv)
             break;
         case O_THREADS: bad = opt_int(C, "--threads", optarg, &threads); break;
         case 'h': help(stdout); return 0;
-        default: return cli_opt_error(C, c, argv) ? EXIT_USAGE : 0;
+        default: return cli_opt_error(C, c, argv, longopts) ? EXIT_USAGE : 0;
         }
         if (bad) {
             fputs("Try 'backprop eval --help'.\n", stderr);

@@ -73,8 +73,7 @@ int cmd_gradcheck(int argc, char **argv)
         case O_SEED: bad = opt_u64(C, "--seed", optarg, &seed); break;
         case O_THREADS: bad = opt_int(C, "--threads", optarg, &threads); break;
         case 'h': help(stdout); return 0;
-        case ':': fprintf(stderr, "backprop gradcheck: %s needs a value\n", argv[optind - 1]); bad = -1; break;
-        default: fprintf(stderr, "backprop gradcheck: unknown option '%s'\n", argv[optind - 1]); bad = -1; break;
+        default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
         }
         if (bad) {
             fputs("Try 'backprop gradcheck --help'.\n", stderr);

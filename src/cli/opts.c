@@ -153,12 +153,49 @@ int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols)
     return 1;
 }
 
-int cli_opt_error(const char *cmd, int c, char **argv)
+/* What is wrong with a long option getopt_long refused: unknown, ambiguous (a prefix of
+ * several), given a value it takes none, or missing its value. */
+static void long_opt_error(const char *cmd, int c, const char *arg, const struct option *lo)
 {
-    if (c == ':')
-        fprintf(stderr, "backprop %s: %s needs a value\n", cmd, argv[optind - 1]);
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    int matches = 0, exact = -1, first = -1;
+    for (int i = 0; lo[i].name; i++)
+        if (strncmp(lo[i].name, name, len) == 0) {
+            if (strlen(lo[i].name) == len)
+                exact = i;
+            if (first < 0)
+                first = i;
+            matches++;
+        }
+    int hit = exact >= 0 ? exact : matches == 1 ? first : -1;
+    if (c == ':' && hit >= 0)
+        fprintf(stderr, "backprop %s: --%s needs a value\n", cmd, lo[hit].name);
+    else if (hit >= 0 && eq && lo[hit].has_arg == no_argument)
+        fprintf(stderr, "backprop %s: --%s takes no value (got '%s')\n", cmd, lo[hit].name, arg);
+    else if (hit < 0 && matches > 1) {
+        fprintf(stderr, "backprop %s: ambiguous option '--%.*s' (could be", cmd, (int)len, name);
+        for (int i = 0; lo[i].name; i++)
+            if (strncmp(lo[i].name, name, len) == 0)
+                fprintf(stderr, " --%s", lo[i].name);
+        fprintf(stderr, ")\n");
+    } else
+        fprintf(stderr, "backprop %s: unknown option '--%.*s'\n", cmd, (int)len, name);
+}
+
+int cli_opt_error(const char *cmd, int c, char **argv, const struct option *longopts)
+{
+    /* optind has moved past a long option, but not out of a cluster of short ones ("-xy"):
+     * argv[optind - 1] is only the offending word for a long option. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (strncmp(arg, "--", 2) == 0 && arg[2])
+        long_opt_error(cmd, c, arg, longopts);
+    else if (c == ':')
+        fprintf(stderr, "backprop %s: -%c needs a value\n", cmd, optopt);
+    else if (optopt)
+        fprintf(stderr, "backprop %s: unknown option '-%c'\n", cmd, optopt);
     else
-        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, arg);
     fprintf(stderr, "Try 'backprop %s --help'.\n", cmd);
     return -1;
 }

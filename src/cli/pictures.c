@@ -44,7 +44,7 @@ int cmd_weights(int argc, char **argv)
             }
             break;
         case 'h': weights_help(stdout); return 0;
-        default: cli_opt_error(C, c, argv); return EXIT_USAGE;
+        default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
         }
     }
     if (optind < argc || !model || !out) {
@@ -91,7 +91,7 @@ int cmd_plot(int argc, char **argv)
         switch (c) {
         case O_OUT: out = optarg; break;
         case 'h': plot_help(stdout); return 0;
-        default: cli_opt_error(C, c, argv); return EXIT_USAGE;
+        default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !out) {

@@ -187,7 +187,7 @@ int cmd_predict(int argc, char **argv)
         case O_JSON: p.json = 1; break;
         case O_THREADS: bad = opt_int(C, "--threads", optarg, &p.threads); break;
         case 'h': help(stdout); return 0;
-        default: cli_opt_error(C, c, argv); return EXIT_USAGE;
+        default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
         }
         if (bad || p.threads < 0) {
             if (!bad)

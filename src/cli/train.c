@@ -252,8 +252,7 @@ int cmd_train(int argc, char **argv)
         case O_LOG: cfg.log_path = optarg; break;
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
-        case ':': fprintf(stderr, "backprop train: %s needs a value\n", argv[optind - 1]); bad = -1; break;
-        default: fprintf(stderr, "backprop train: unknown option '%s'\n", argv[optind - 1]); bad = -1; break;
+        default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
         }
         if (bad)
             return bad_usage();
