@@ -384,7 +384,8 @@ typedef struct {
     int is_checkpoint;     /* the file carries the training state (bp_checkpoint) */
 } bp_model_info;
 
-/* Writes m, with info's counters and settings as metadata (info may be NULL: none). */
+/* Writes m, with info's counters and settings as metadata (info may be NULL: epoch and step 0,
+ * no settings). */
 BP_API int bp_model_save(const char *path, const bp_model *m, const bp_model_info *info,
                          bp_error *err);
 /* Reads a model file, trusting nothing in it: every failure is BP_ERR_FORMAT (BP_ERR_IO for

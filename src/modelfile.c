@@ -141,9 +141,13 @@ static json_t *metadata(const bp_model *m, const bp_model_info *info, const bp_c
         r |= set_str(md, "init_seed", "%" PRIu64, m->init_seed);
         r |= set_str(md, "crc32", "%08lx", (unsigned long)crc);
     }
+    /* epoch and step always (0 without info): the reader returns 0 for both when they are
+     * absent, so writing them always keeps save(load(file)) byte-identical to file. */
+    if (!r) {
+        r |= set_str(md, "epoch", "%d", info ? info->epoch : 0);
+        r |= set_str(md, "step", "%ld", info ? info->step : 0L);
+    }
     if (!r && info) {
-        r |= set_str(md, "epoch", "%d", info->epoch);
-        r |= set_str(md, "step", "%ld", info->step);
         if (info->best_test_acc == info->best_test_acc) /* not NaN */
             r |= set_str(md, "best_test_acc", "%.17g", info->best_test_acc);
         if (info->has_train)

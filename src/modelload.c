@@ -238,6 +238,10 @@ static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_
                          O, BP_MAX_WIDTH);
             else
                 sizes[++L] = (int)O;
+        } else if (strcmp(type, "linear") == 0) {
+            /* not an unknown activation: two linear layers with nothing between them */
+            st = BAD(ld, "arch: layer %zu is 'linear' where an activation is expected (this "
+                     "version reads linear layers with one activation between them)", i);
         } else {
             bp_act a2;
             bp_error e;
@@ -540,7 +544,8 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
     if (!st)
         st = parse_arch(ld, sizes, &L, &act, &rows, &cols);
     int classes = 0;
-    if (!st && md_int(ld, "classes", 1, 255, &classes, &st) && classes != sizes[L])
+    /* any width bp_model_create accepts: the writer saves every such model */
+    if (!st && md_int(ld, "classes", 1, BP_MAX_WIDTH, &classes, &st) && classes != sizes[L])
         return BAD(ld, "metadata says %d classes, the architecture %d outputs", classes,
                    sizes[L]);
     const char *act_md = md_get(ld, "activation", 1, &st);
@@ -584,10 +589,10 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
     if (st)
         return st;
     unsigned long crc = crc32_z(crc32_z(0L, Z_NULL, 0), data, (size_t)data_len), want_crc;
-    char *end;
-    want_crc = strtoul(crc_s, &end, 16);
-    if (strlen(crc_s) != 8 || *end)
+    /* strtoul alone would also take a sign, spaces or "0x" in place of leading zeros */
+    if (strlen(crc_s) != 8 || strspn(crc_s, "0123456789abcdefABCDEF") != 8)
         return BAD(ld, "metadata \"crc32\" is '%.16s', not 8 hex digits", crc_s);
+    want_crc = strtoul(crc_s, NULL, 16);
     if (crc != want_crc)
         return BAD(ld, "CRC-32 of the tensor data is %08lx, the header says %08lx: the file is "
                    "damaged", crc, want_crc);
