@@ -86,6 +86,17 @@ else
     exit 1
 fi
 
+# The README's in-tree command too, word for word, from the top of the source tree.
+intree=$(grep -m1 '^cc -std=c11 -Iinclude -Ibuild ex.c' "$src/README.md")
+if [[ -z $intree ]]; then
+    fail "README.md has no in-tree build command"
+elif (cd "$tmp" && mv ex ex.installed && ln -sf "$src/include" include && ln -sfn "$(realpath "$build")" build &&
+      eval "${intree%% && ./ex}" 2>"$tmp/intree.log" && [[ -x ex ]]); then
+    ok "README's in-tree command builds the example: $intree"
+else
+    fail "README's in-tree command fails: $intree: $(cat "$tmp/intree.log")"
+fi
+
 # Same final line as the tool with defaults (the timing keys apart).
 mnist=$data/mnist
 if [[ ! -e $mnist/train-images-idx3-ubyte && ! -e $mnist/train-images-idx3-ubyte.gz ]]; then
@@ -96,7 +107,7 @@ if [[ ! -e $mnist/train-images-idx3-ubyte && ! -e $mnist/train-images-idx3-ubyte
         [[ $fails -eq 0 ]] && exit 77
     fi
 else
-    c_line=$("$tmp/ex" "$mnist" 2>&1)
+    c_line=$("$tmp/ex.installed" "$mnist" 2>&1)
     cli_line=$("$tool" train --data "$mnist" --quiet 2>&1 | sed -E 's/ seconds=.*//')
     if [[ -n $c_line && $c_line == "$cli_line" ]]; then
         ok "C example and backprop train agree: $c_line"
