@@ -103,6 +103,7 @@ typedef enum {
     BP_INIT_ZEROS,   /* every parameter 0: needs no RNG, so runs compare with other tools */
     BP_INIT_UNIFORM, /* W ~ U(−a, a), a = sqrt(6/(I+O)) (Glorot uniform); b = 0 */
     BP_INIT_NORMAL,  /* W ~ N(0, 2/(I+O)) (Glorot normal); b = 0 */
+    BP_INIT_TORCH,   /* PyTorch's nn.Linear default: W and b ~ U(−1/√I, 1/√I) */
 } bp_init;
 typedef enum { BP_OPT_SGD, BP_OPT_MOMENTUM, BP_OPT_NESTEROV, BP_OPT_ADAM } bp_opt_kind;
 typedef enum { BP_SCHED_CONSTANT, BP_SCHED_STEP, BP_SCHED_COSINE } bp_sched_kind;

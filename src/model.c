@@ -84,7 +84,14 @@ int bp_model_init(bp_model *m, bp_init init, uint64_t seed, bp_error *err)
          * variance for tanh/sigmoid and for the softmax layer (Var W = 2/(I+O)). */
         int relu_next = l < m->nlayers - 1 && m->act == BP_ACT_RELU;
         double var = init == BP_INIT_AUTO && relu_next ? 2.0 / I : 2.0 / (I + O);
-        if (init == BP_INIT_UNIFORM) {
+        if (init == BP_INIT_TORCH) {
+            /* kaiming_uniform(a = √5) for W, and the same bound for b: 1/√fan_in */
+            double a = 1.0 / sqrt((double)I);
+            for (size_t i = 0; i < wn; i++)
+                W[i] = (float)((2.0 * bp_rng_uniform(rng) - 1.0) * a);
+            for (int o = 0; o < O; o++)
+                m->b[l][o] = (float)((2.0 * bp_rng_uniform(rng) - 1.0) * a);
+        } else if (init == BP_INIT_UNIFORM) {
             double a = sqrt(3.0 * var); /* U(−a, a) has variance a²/3 */
             for (size_t i = 0; i < wn; i++)
                 W[i] = (float)((2.0 * bp_rng_uniform(rng) - 1.0) * a);

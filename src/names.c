@@ -12,7 +12,7 @@ typedef struct {
 
 static const char *const act_names[] = {"relu", "tanh", "sigmoid"};
 static const char *const impl_names[] = {"blas", "jacobian", "naive"};
-static const char *const init_names[] = {"auto", "zeros", "uniform", "normal"};
+static const char *const init_names[] = {"auto", "zeros", "uniform", "normal", "torch"};
 static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adam"};
 static const char *const sched_names[] = {"constant", "step", "cosine"};
 

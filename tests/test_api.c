@@ -112,7 +112,9 @@ static void names(void)
         CHECK(bp_init_parse(bp_init_name((bp_init)v), &n, &e) == BP_OK && n == (bp_init)v);
     }
     CHECK(bp_act_name((bp_act)3) == NULL && bp_opt_name((bp_opt_kind)-1) == NULL);
-    CHECK(bp_impl_name((bp_impl)3) == NULL && bp_init_name((bp_init)4) == NULL);
+    CHECK(bp_impl_name((bp_impl)3) == NULL && bp_init_name((bp_init)5) == NULL);
+    bp_init t;
+    CHECK(bp_init_parse("torch", &t, &e) == BP_OK && t == BP_INIT_TORCH);
     CHECK(bp_sched_name((bp_sched_kind)3) == NULL);
     bp_act a = BP_ACT_SIGMOID;
     expect_msg("bp_act_parse", bp_act_parse("gelu", &a, &e), &e,
@@ -149,6 +151,17 @@ static void passes(void)
         return;
     expect_msg("bp_model_init", bp_model_init(m, (bp_init)8, 1, &e), &e,
                "unknown initialisation 8");
+    /* PyTorch's default: W and b uniform in ±1/√I, biases not zero */
+    CHECK_INT_EQ(bp_model_init(m, BP_INIT_TORCH, 3, &e), BP_OK);
+    for (int l = 0; l < 2; l++) {
+        double bound = 1.0 / sqrt((double)sizes[l]), wmax = 0, bmax = 0;
+        for (int i = 0; i < sizes[l] * sizes[l + 1]; i++)
+            wmax = fmax(wmax, fabs(m->W[l][i]));
+        for (int o = 0; o < sizes[l + 1]; o++)
+            bmax = fmax(bmax, fabs(m->b[l][o]));
+        CHECKF(wmax <= bound && wmax > 0.5 * bound && bmax <= bound && bmax > 0,
+               "torch init layer %d: max|W| %g, max|b| %g, bound %g", l, wmax, bmax, bound);
+    }
     CHECK_INT_EQ(bp_model_init(m, BP_INIT_AUTO, 1, &e), BP_OK);
 
     bp_work *w = NULL;

@@ -264,7 +264,8 @@ def command(args, peer, model, threads, seed, log_path):
     if peer == "backprop":
         argv = [args.backprop, "train", "--data", args.data, "--batch", str(BATCH),
                 "--lr", str(LR), "--lr-schedule", "constant", "--epochs", epochs,
-                "--threads", str(threads), "--seed", str(seed), "--log", log_path]
+                "--threads", str(threads), "--seed", str(seed), "--log", log_path,
+                "--init", "torch"]  # the peers' initialisation (PyTorch's nn.Linear default)
         if MODELS[model]["hidden"]:
             argv += ["--hidden", str(MODELS[model]["hidden"])]
         return argv
