@@ -84,7 +84,7 @@ usage_error "--lr-step: 0 must be from 1 to 100000" --lr-step 0
 usage_error "--impl: unknown implementation 'fast' (one of: blas, jacobian, naive)" --impl fast
 usage_error "--act: unknown activation 'gelu' (one of: relu, tanh, sigmoid)" --act gelu
 usage_error "--optim: unknown optimizer 'rmsprop' (one of: sgd, momentum, nesterov, adam)" --optim rmsprop
-usage_error "--init: unknown initialisation 'he' (one of: auto, zeros, uniform, normal)" --init he
+usage_error "--init: unknown initialisation 'he' (one of: auto, zeros, uniform, normal, torch)" --init he
 usage_error "--lr-schedule: unknown learning-rate schedule 'linear'" --lr-schedule linear
 usage_error "--hidden: expected widths like 256 or 512,256" --hidden 0
 usage_error "--hidden: expected widths like 256 or 512,256" --hidden 64,,32
