@@ -231,10 +231,33 @@ static int save_interrupted(const bp_model *m, const bp_train_config *cfg, const
 
 #define LOG_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,lr,seconds,samples_per_s\n"
 
+/* Resuming: the log keeps its header and its rows up to the checkpoint's epoch, and loses any
+ * row a run wrote after that checkpoint before it died (those epochs are trained again). The
+ * kept part is rewritten through bp_file, so a failure leaves the log as it was. */
+static int trim_log(const char *path, int epochs_done, bp_error *err)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return bp_fail(err, BP_ERR_IO, "%s: cannot read the log: %s", path, strerror(errno));
+    bp_file *f = NULL;
+    int st = bp_file_create(&f, path, err);
+    char line[1024];
+    for (int row = 0; !st && fgets(line, sizeof line, in); row++) {
+        char *end;
+        long epoch = strtol(line, &end, 10);
+        if (row == 0 || (end != line && *end == ',' && epoch <= epochs_done))
+            fputs(line, bp_file_stream(f));
+    }
+    fclose(in);
+    return st ? st : bp_file_commit(f, err);
+}
+
 /* The CSV log: a new file with its header, or, resuming, the existing one appended to. */
-static FILE *open_log(const char *path, int resuming, bp_error *err)
+static FILE *open_log(const char *path, int resuming, int epochs_done, bp_error *err)
 {
     int append = resuming && access(path, F_OK) == 0;
+    if (append && trim_log(path, epochs_done, err))
+        return NULL;
     FILE *f = fopen(path, append ? "a" : "w");
     if (!f) {
         bp_fail(err, BP_ERR_IO, "%s: cannot write the log: %s", path, strerror(errno));
@@ -276,6 +299,9 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
         return bp_fail(err, BP_ERR_ARG, "the data has %u classes, the model %u outputs",
                        test && test->classes > train->classes ? test->classes : train->classes,
                        C);
+    if (test && C > BP_CLASSES) /* found now, not after an epoch's work */
+        return bp_fail(err, BP_ERR_ARG, "the model has %u outputs; the per-epoch evaluation "
+                       "counts at most %d classes", C, BP_CLASSES);
 
     bp_work *w = NULL;
     bp_opt *opt = NULL;
@@ -300,7 +326,7 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     bp_rng_seed(&rs.rng, cfg->seed);
     if (cfg->resume && (st = resume(cfg->resume, m, train, cfg, opt, &rs, err)))
         goto done;
-    if (cfg->log_path && !(csv = open_log(cfg->log_path, cfg->resume != NULL, err))) {
+    if (cfg->log_path && !(csv = open_log(cfg->log_path, cfg->resume != NULL, rs.epoch, err))) {
         st = BP_ERR_IO;
         goto done;
     }
@@ -316,6 +342,8 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
                             .test_loss = NAN};
         double t0 = bp_now(), loss = rs.loss;
         long hits = rs.hits;
+        uint32_t timed = train->n - rs.pos; /* samples this call trains in the epoch */
+        s.lr = bp_opt_lr(&cfg->opt, e, rs.step > 0 ? rs.step - 1 : 0, total_steps);
         if (rs.perm && rs.pos == 0) /* an interrupted epoch goes on in its own order */
             bp_shuffle(rs.perm, train->n, &rs.rng);
         /* The last batch may be partial: it is trained on, not dropped. */
@@ -351,7 +379,7 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
         rs.epoch = e + 1;
         s.step = rs.step;
         s.seconds = bp_now() - t0;
-        s.samples_per_s = s.seconds > 0 ? train->n / s.seconds : 0.0;
+        s.samples_per_s = s.seconds > 0 ? timed / s.seconds : 0.0;
         s.train_loss = loss / train->n;
         s.train_acc = (double)hits / train->n;
         if (test) {

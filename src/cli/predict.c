@@ -5,6 +5,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -34,16 +37,25 @@ static void help(FILE *f)
 /* What the first bytes say a file is. */
 typedef enum { KIND_IMAGE, KIND_IDX, KIND_UNKNOWN, KIND_UNREADABLE } input_kind;
 
+/* Opened without blocking and read only if it is a regular file: a FIFO would hang here
+ * before the library's readers, which refuse it, were ever called. */
 static input_kind sniff(const char *path, int *errnum)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
         *errnum = errno;
+        if (fd >= 0)
+            close(fd);
         return KIND_UNREADABLE;
     }
     unsigned char b[4] = {0};
-    size_t n = fread(b, 1, 4, f);
-    fclose(f);
+    ssize_t n = S_ISREG(sb.st_mode) ? read(fd, b, 4) : 0;
+    close(fd);
+    if (!S_ISREG(sb.st_mode)) {
+        *errnum = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
+        return KIND_UNREADABLE;
+    }
     if (n >= 2 && b[0] == 'P' && (b[1] == '2' || b[1] == '5'))
         return KIND_IMAGE;
     if (n == 4 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G')
@@ -126,7 +138,7 @@ static int predict_pixels(predictor *p, const char *path, uint8_t *px, uint32_t 
     for (uint32_t i = 0; !st && i < n; i++)
         print_top(p, path, many ? (long)i : -1, probs + (size_t)i * C);
     free(labels), free(probs);
-    return st ? 1 : 0;
+    return !st ? 0 : st == BP_ERR_ARG ? EXIT_USAGE : 1;
 }
 
 static int predict_file(predictor *p, const char *path)
@@ -135,7 +147,8 @@ static int predict_file(predictor *p, const char *path)
     bp_error err = {0};
     switch (sniff(path, &errnum)) {
     case KIND_UNREADABLE:
-        fprintf(stderr, "backprop predict: %s: cannot open: %s\n", path, strerror(errnum));
+        fprintf(stderr, "backprop predict: %s: cannot open: %s\n", path,
+                errnum == EINVAL ? "not a regular file" : strerror(errnum));
         return EXIT_USAGE;
     case KIND_UNKNOWN:
         fprintf(stderr, "backprop predict: %s: not a PGM, PNG or IDX image file\n", path);

@@ -58,7 +58,9 @@ static void help(FILE *f)
         "\n"
         "The last line is: final test_acc=… best_test_acc=… train_loss=… epochs=… seconds=…\n"
         "samples_per_s=…  (seconds: training loops only, without loading and evaluation).\n"
-        "Exit status: 0 ok, 1 runtime failure (e.g. the loss diverged), 2 bad usage or data.\n",
+        "Exit status: 0 ok, 1 runtime failure (e.g. the loss diverged), 2 bad usage or data,\n"
+        "130/143 stopped by SIGINT/SIGTERM (after saving what was asked for; a second\n"
+        "signal stops at once).\n",
         f);
 }
 
@@ -125,8 +127,10 @@ static void catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = 0;
+    sa.sa_flags = SA_RESTART; /* a write to stdout or a checkpoint is not cut short by EINTR */
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); /* one handler at a time: the first signal is the first */
+    sigaddset(&sa.sa_mask, SIGTERM);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
@@ -347,6 +351,10 @@ int cmd_train(int argc, char **argv)
     int st = bp_train(m, train, test, &cfg, &last, &best, &err);
     if (rep.bar)
         fputs("\r\033[K", stderr);
+    if (st == BP_OK && stop_signal) { /* after the last step: everything was done and saved */
+        st = BP_ERR_INTERRUPTED;
+        snprintf(err.msg, sizeof err.msg, "interrupted after the last step; the run is complete");
+    }
     if (st == BP_ERR_INTERRUPTED) {
         /* the summary of the epochs completed, marked; then the usual 128 + signal */
         printf("final test_acc=%.4f best_test_acc=%.4f train_loss=%.4f epochs=%d seconds=%.2f "
