@@ -167,6 +167,8 @@ static int load_resume(const char *path, bp_train_config *cfg, bp_model **m, bp_
     if (!*ck) {
         fprintf(stderr, "backprop train: --resume: %s is a model, not a checkpoint (write one "
                 "with --checkpoint)\n", path);
+        bp_model_free(*m); /* the caller returns at once: it frees only on its own paths */
+        *m = NULL;
         return EXIT_USAGE;
     }
     bp_train_config keep = *cfg;
