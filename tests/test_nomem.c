@@ -536,8 +536,8 @@ int main(void)
     bad_json_stays_format(sc.model, sc.dir);
     clean_dir(sc.dir, NULL, 0);
 
-    /* Fail each allocation in turn. A run must fail at the refused allocation's call; the loop
-     * ends at the first N past the run's last allocation. */
+    /* Fail each allocation in turn: a run that had one refused must fail, as BP_ERR_NOMEM. The
+     * loop ends at the first N past the run's last allocation (a run with nothing refused). */
     long tried = 0, bad = 0, skipped = 0;
     int done = 0;
     for (long n = 1; !done && n <= 10 * total + 100; n++) {
