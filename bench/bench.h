@@ -9,6 +9,7 @@
  * best one makes the fraction of peak the stricter number.
  *   sysinfo.c   machine, BLAS, compiler and commit
  *   report_md.c, report_json.c   bench/results/latest.{md,json}
+ *   writefile.c the output directory's check and the two files written as a pair
  * Counting: one step of a model with layers l = 0..L−1 (I inputs, O outputs) does GEMMs of
  *   forward V = X·Wᵀ: 2·B·I·O,  dW = dVᵀ·X: 2·B·I·O,  dX = dV·W: 2·B·I·O (every layer but the
  *   first, whose input gradient training does not need)
@@ -23,6 +24,7 @@
 #define BENCH_MAX_LIST 16
 #define BENCH_MAX_MODELS 2
 #define BENCH_NIMPL 3
+#define BENCH_PATH_MAX 1024 /* --out-dir and --data, with the terminating 0 */
 
 typedef struct {
     const char *name;  /* option value: "linear", "mlp" */
@@ -49,8 +51,8 @@ typedef struct {
     double tolerance;     /* max |g − g_naive| / max |g_naive| */
     float lr;             /* plain SGD, constant rate */
     uint64_t seed;
-    char out_dir[1024];
-    char data_dir[1024];
+    char out_dir[BENCH_PATH_MAX];  /* longer paths are refused (opts.c), not cut */
+    char data_dir[BENCH_PATH_MAX];
 } bench_opts;
 
 int bench_parse_opts(bench_opts *o, int argc, char **argv); /* 0 ok, 1 done (help), 2 usage */
@@ -165,14 +167,18 @@ void bench_analyze(bench_run *run);
 void bench_sysinfo_read(bench_sysinfo *s);
 void bench_loadavg(double load[3]);
 
-/* report_md.c, report_json.c: write into dir/latest.{md,json} (via a temporary and rename). */
 /* The sgemm peak of this run at a thread count: its best repetition (0 if not measured). */
 double bench_peak_gflops(const bench_run *run, int threads);
 
-/* Writes dir/name through a temporary file and a rename; prints why on failure. */
-int bench_write_file(const bench_run *run, const char *dir, const char *name,
-                     void (*body)(FILE *f, const bench_run *run));
-int bench_write_md(const bench_run *run, const char *dir);
-int bench_write_json(const bench_run *run, const char *dir);
+/* report_md.c, report_json.c: the bodies of latest.md and latest.json. */
+void bench_md_body(FILE *f, const bench_run *run);
+void bench_json_body(FILE *f, const bench_run *run);
+
+/* writefile.c. bench_check_out_dir: dir is a directory where a results file can be created
+ * (a probe through bp_file, removed again); else prints why and returns BP_ERR_IO. Called
+ * before any timing. bench_write_reports: dir/latest.md and dir/latest.json, both or neither
+ * (the one window is described in writefile.c); prints why on failure. */
+int bench_check_out_dir(const char *dir);
+int bench_write_reports(const bench_run *run, const char *dir);
 
 #endif

@@ -1,6 +1,7 @@
 /* bp_bench: validate, then time, then report (see bench.h for the files and the FLOP count,
  * bench/README.md for how to read the results). Exit codes: 0 ok, 1 validation failed or a
- * measurement or the report could not be made, 2 bad usage. */
+ * measurement or the report could not be made (an --out-dir that is not a writable directory
+ * fails at once, before any timing), 2 bad usage. */
 #include "bench.h"
 
 #include <stdio.h>
@@ -175,6 +176,9 @@ int main(int argc, char **argv)
         return st == 1 ? 0 : 2;
     double t0 = bp_now();
     const bench_opts *o = &run.opt;
+    /* Before anything is timed: an unusable --out-dir fails now, not after the full run. */
+    if (bench_check_out_dir(o->out_dir) != BP_OK)
+        return 1;
     bench_sysinfo_read(&run.sys);
     bp_dataset *ds = NULL;
     if (load_data(&run, &ds)) {
@@ -216,9 +220,7 @@ int main(int argc, char **argv)
     bench_analyze(&run);
     bench_loadavg(run.sys.load_after);
     run.wall_seconds = bp_now() - t0;
-    st = bench_write_md(&run, o->out_dir);
-    if (!st)
-        st = bench_write_json(&run, o->out_dir);
+    st = bench_write_reports(&run, o->out_dir);
     if (!st)
         printf("wrote %s/latest.md and latest.json in %.1f s\n", o->out_dir, run.wall_seconds);
     free(run.rows);

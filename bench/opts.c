@@ -28,7 +28,10 @@ static void usage(FILE *f)
             "  --tolerance F        gradient agreement with naive, relative to max |g| (default %g)\n"
             "  --data DIR           MNIST directory (default %s); synthetic data if absent or\n"
             "                       smaller than the largest batch\n"
-            "  --out-dir DIR        where latest.md/json go (default %s; quick %s)\n"
+            "  --out-dir DIR        an existing, writable directory for latest.md and\n"
+            "                       latest.json, checked before any timing; both files are\n"
+            "                       replaced together or not at all (default %s;\n"
+            "                       quick %s)\n"
             "  --seed N             initialisation and shuffling seed (default 1)\n",
             1e-4, BENCH_DATA_DIR, BENCH_RESULTS_DIR, BENCH_BUILD_DIR);
 }
@@ -70,6 +73,24 @@ static int parse_models(const char *s, bench_opts *o)
         o->models[o->nmodels++] = found;
     }
     return o->nmodels ? 0 : -1;
+}
+
+/* A directory option into buf, whole: a path that does not fit is refused, never cut (a cut
+ * path names some other directory). */
+static int parse_path(const char *s, char *buf, size_t len, const char *what)
+{
+    size_t n = strlen(s);
+    if (n == 0) {
+        fprintf(stderr, "bp_bench: --%s needs a directory, not an empty string\n", what);
+        return -1;
+    }
+    if (n >= len) {
+        fprintf(stderr, "bp_bench: --%s: the path is %zu bytes, longer than the %zu this tool "
+                "takes: %.48s…\n", what, n, len - 1, s);
+        return -1;
+    }
+    memcpy(buf, s, n + 1);
+    return 0;
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out, const char *what)
@@ -136,8 +157,8 @@ int bench_parse_opts(bench_opts *o, int argc, char **argv)
             o->sgemm_n = (int)v;
             break;
         case O_TOL: bad = parse_double(optarg, 0, 1, &o->tolerance, "tolerance"); break;
-        case O_DATA: snprintf(o->data_dir, sizeof o->data_dir, "%s", optarg); break;
-        case O_OUT: snprintf(o->out_dir, sizeof o->out_dir, "%s", optarg); break;
+        case O_DATA: bad = parse_path(optarg, o->data_dir, sizeof o->data_dir, "data"); break;
+        case O_OUT: bad = parse_path(optarg, o->out_dir, sizeof o->out_dir, "out-dir"); break;
         case O_SEED:
             bad = parse_double(optarg, 0, 9e15, &v, "seed") < 0;
             o->seed = (uint64_t)v;

@@ -182,13 +182,8 @@ static void write_results(FILE *f, const bench_run *run)
     fprintf(f, "\n  ]\n}\n");
 }
 
-static void json_body(FILE *f, const bench_run *run)
+void bench_json_body(FILE *f, const bench_run *run)
 {
     write_meta(f, run);
     write_results(f, run);
-}
-
-int bench_write_json(const bench_run *run, const char *dir)
-{
-    return bench_write_file(run, dir, "latest.json", json_body);
 }

@@ -146,7 +146,7 @@ static void table(FILE *f, const bench_run *run, bench_kind kind, int model, int
                    "here.\n", o->threads[0], o->threads[0] == 1 ? "" : "s");
 }
 
-static void md_body(FILE *f, const bench_run *run)
+void bench_md_body(FILE *f, const bench_run *run)
 {
     header(f, run);
     const bench_opts *o = &run->opt;
@@ -164,9 +164,4 @@ static void md_body(FILE *f, const bench_run *run)
     for (int mi = 0; mi < o->nmodels; mi++)
         for (int ti = 0; ti < o->nthreads; ti++)
             table(f, run, BENCH_STEP, o->models[mi], o->threads[ti]);
-}
-
-int bench_write_md(const bench_run *run, const char *dir)
-{
-    return bench_write_file(run, dir, "latest.md", md_body);
 }

@@ -36,8 +36,8 @@ int bp_file_create(bp_file **out, const char *path, bp_error *err)
     if (fd < 0) {
         int e = errno;
         free(f);
-        return bp_fail(err, BP_ERR_IO, "%s: cannot create a file beside it: %s", path,
-                       strerror(e));
+        return bp_fail(err, BP_ERR_IO, "%s: cannot create a file beside it (%s); the file was "
+                       "not changed", path, strerror(e));
     }
     /* mkstemp makes 0600; a model or picture is an ordinary file: 0666 less the umask. */
     mode_t mask = umask(0);
@@ -47,7 +47,7 @@ int bp_file_create(bp_file **out, const char *path, bp_error *err)
         close(fd);
         unlink(f->tmp);
         free(f);
-        return bp_fail(err, BP_ERR_IO, "%s: %s", path, strerror(e));
+        return bp_fail(err, BP_ERR_IO, "%s: %s; the file was not changed", path, strerror(e));
     }
     *out = f;
     return BP_OK;

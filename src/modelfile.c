@@ -1,8 +1,9 @@
-/* Model files in safetensors form (docs/model-format.md): the writer. The header is built and
- * printed by jansson, so its JSON is well-formed whatever the strings hold; it is padded with
- * spaces to a multiple of 8 bytes so the tensors start aligned. Everything written is a pure
- * function of the model, its info and the checkpoint state: no time, no host name, so saving a
- * loaded model again gives the same bytes. The reader is src/modelload.c. */
+/* Model files in safetensors form (docs/model-format.md): the writer. The header is built as
+ * jansson values and printed by print_json below, with the escapes JSON needs, so it is
+ * well-formed whatever the strings hold; it is padded with spaces to a multiple of 8 bytes so
+ * the tensors start aligned. Everything written is a pure function of the model, its info and
+ * the checkpoint state: no time, no host name, so saving a loaded model again gives the same
+ * bytes. The reader is src/modelload.c. */
 #include "modelfile.h"
 
 #include <inttypes.h>
@@ -68,33 +69,133 @@ static int set_str(json_t *obj, const char *key, const char *fmt, ...)
     return json_object_set_new(obj, key, json_string(buf));
 }
 
+/* ---- printing the header ----
+ * Not json_dumps: jansson's encoder ignores the result of writing an object's key (do_dump drops
+ * dump_string's status), so when an allocation fails there it returns a header with a key
+ * missing and no error, and the model file written from it would replace a good one. The
+ * header holds only objects, arrays, strings and integers; print_json prints them exactly as
+ * json_dumps(JSON_COMPACT) does (keys in insertion order, the same escapes, so files keep their
+ * bytes), into a buffer sized by a first pass, so its one allocation is checked. */
+typedef struct {
+    char *buf; /* NULL: only count */
+    size_t len;
+} json_out;
+
+static void put(json_out *o, const char *s, size_t n)
+{
+    if (o->buf)
+        memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void put_string(json_out *o, const char *s, size_t n)
+{
+    put(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : NULL;
+        char u[8];
+        if (esc)
+            put(o, esc, 2);
+        else if (c < 0x20)
+            put(o, u, (size_t)snprintf(u, sizeof u, "\\u%04X", c));
+        else
+            put(o, s + i, 1);
+    }
+    put(o, "\"", 1);
+}
+
+static int put_value(json_out *o, json_t *v)
+{
+    char num[32];
+    const char *key;
+    json_t *x;
+    int first = 1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        put(o, "{", 1);
+        json_object_foreach(v, key, x)
+        {
+            if (!first)
+                put(o, ",", 1);
+            first = 0;
+            put_string(o, key, strlen(key));
+            put(o, ":", 1);
+            if (put_value(o, x))
+                return -1;
+        }
+        put(o, "}", 1);
+        return 0;
+    case JSON_ARRAY:
+        put(o, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                put(o, ",", 1);
+            if (put_value(o, json_array_get(v, i)))
+                return -1;
+        }
+        put(o, "]", 1);
+        return 0;
+    case JSON_STRING:
+        put_string(o, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        put(o, num, (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
+                                     json_integer_value(v)));
+        return 0;
+    default:
+        return -1; /* the header holds no other type */
+    }
+}
+
+/* The compact text of v, to free(); NULL when out of memory. */
+static char *print_json(json_t *v)
+{
+    json_out o = {NULL, 0};
+    if (!v || put_value(&o, v))
+        return NULL;
+    size_t n = o.len;
+    if (!(o.buf = malloc(n + 1)))
+        return NULL;
+    o.len = 0;
+    put_value(&o, v);
+    o.buf[n] = '\0';
+    return o.buf;
+}
+
 /* The architecture as its own small JSON document: a list of typed layers, so that layers of
- * other types (conv2d, pool, …) extend it without a new format. */
+ * other types (conv2d, pool, …) extend it without a new format. NULL when out of memory.
+ * jansson's _new calls take their value whatever happens (they free it when they fail, and fail
+ * on a NULL one, which is what a failed json_integer or json_object returns), so the results are
+ * or-ed together and checked once: nothing leaks, and no half-built document is printed. */
 static char *arch_json(const bp_model *m)
 {
     json_t *a = json_object(), *layers = json_array(), *shape = json_array();
+    int r = 0;
     if (m->input_rows && m->input_cols &&
         (uint64_t)m->input_rows * m->input_cols == (uint64_t)m->sizes[0]) {
-        json_array_append_new(shape, json_integer(m->input_rows));
-        json_array_append_new(shape, json_integer(m->input_cols));
+        r |= json_array_append_new(shape, json_integer(m->input_rows));
+        r |= json_array_append_new(shape, json_integer(m->input_cols));
     } else {
-        json_array_append_new(shape, json_integer(m->sizes[0]));
+        r |= json_array_append_new(shape, json_integer(m->sizes[0]));
     }
-    json_object_set_new(a, "input", shape);
+    r |= json_object_set_new(a, "input", shape);
     for (int l = 0; l < m->nlayers; l++) {
         json_t *lin = json_object();
-        json_object_set_new(lin, "type", json_string("linear"));
-        json_object_set_new(lin, "in", json_integer(m->sizes[l]));
-        json_object_set_new(lin, "out", json_integer(m->sizes[l + 1]));
-        json_array_append_new(layers, lin);
+        r |= json_object_set_new(lin, "type", json_string("linear"));
+        r |= json_object_set_new(lin, "in", json_integer(m->sizes[l]));
+        r |= json_object_set_new(lin, "out", json_integer(m->sizes[l + 1]));
+        r |= json_array_append_new(layers, lin);
         if (l < m->nlayers - 1) {
             json_t *act = json_object();
-            json_object_set_new(act, "type", json_string(bp_act_name(m->act)));
-            json_array_append_new(layers, act);
+            r |= json_object_set_new(act, "type", json_string(bp_act_name(m->act)));
+            r |= json_array_append_new(layers, act);
         }
     }
-    json_object_set_new(a, "layers", layers);
-    char *s = json_dumps(a, JSON_COMPACT);
+    r |= json_object_set_new(a, "layers", layers);
+    char *s = r ? NULL : print_json(a);
     json_decref(a);
     return s;
 }
@@ -210,19 +311,23 @@ int modelfile_write(const char *path, const bp_model *m, const bp_model_info *in
         goto done;
     size_t off = 0;
     for (int i = 0; i < n; i++) {
+        /* Or-ed, not short-circuited: every _new call must run to take its value (see
+         * arch_json), else a failure part-way leaks what was not yet handed over. */
         json_t *e = json_object(), *shape = json_array(), *offs = json_array();
+        int r = 0;
         for (int d = 0; d < t[i].ndim; d++)
-            json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
-        json_array_append_new(offs, json_integer((json_int_t)off));
+            r |= json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
+        r |= json_array_append_new(offs, json_integer((json_int_t)off));
         off += tensor_bytes(&t[i]);
-        json_array_append_new(offs, json_integer((json_int_t)off));
-        if (!e || json_object_set_new(e, "dtype", json_string(t[i].u32 ? "U32" : "F32")) ||
-            json_object_set_new(e, "shape", shape) ||
-            json_object_set_new(e, "data_offsets", offs) ||
-            json_object_set_new(root, t[i].name, e))
+        r |= json_array_append_new(offs, json_integer((json_int_t)off));
+        r |= json_object_set_new(e, "dtype", json_string(t[i].u32 ? "U32" : "F32"));
+        r |= json_object_set_new(e, "shape", shape);
+        r |= json_object_set_new(e, "data_offsets", offs);
+        r |= json_object_set_new(root, t[i].name, e);
+        if (r)
             goto done;
     }
-    header = json_dumps(root, JSON_COMPACT);
+    header = print_json(root);
     if (!header)
         goto done;
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;

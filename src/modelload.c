@@ -77,6 +77,177 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, bp_error *err
     return st;
 }
 
+/* ---- telling jansson's allocation failures from bad JSON ----
+ * jansson's decoder says little when an allocation fails inside it: most such failures return
+ * NULL with no error set at all, and a failed token copy is reported as a syntax error ("invalid
+ * token", "string or '}' expected") at a place where the text is fine. A model file's header is
+ * untrusted, so a real syntax error must stay BP_ERR_FORMAT; a text that is well-formed JSON
+ * which jansson still refused with a syntax-class error was refused for memory. The check
+ * below allocates nothing (it would be no use otherwise) and is exactly as strict as jansson's
+ * decoder is here: an object or array at the top, RFC 8259 strings, numbers and literals, and
+ * \u escapes whose surrogates come in pairs (jansson calls a lone one a syntax error). What
+ * jansson refuses for other reasons (duplicate keys, \u0000, invalid UTF-8, overflowing
+ * numbers, depth) it reports under codes of their own, which stay BP_ERR_FORMAT. */
+typedef struct {
+    const unsigned char *p, *end;
+} json_scan;
+
+static void scan_ws(json_scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int scan_word(json_scan *s, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
+        return 0;
+    s->p += n;
+    return 1;
+}
+
+static int scan_hex4(json_scan *s, unsigned *v)
+{
+    *v = 0;
+    for (int k = 0; k < 4; k++, s->p++) {
+        if (s->p >= s->end)
+            return 0;
+        unsigned c = *s->p, d = c >= '0' && c <= '9' ? c - '0'
+                                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 16;
+        if (d == 16)
+            return 0;
+        *v = *v << 4 | d;
+    }
+    return 1;
+}
+
+static int scan_string(json_scan *s)
+{
+    s->p++; /* the opening quote */
+    while (s->p < s->end) {
+        unsigned c = *s->p++;
+        if (c == '"')
+            return 1;
+        if (c < 0x20)
+            return 0;
+        if (c != '\\')
+            continue;
+        if (s->p >= s->end)
+            return 0;
+        c = *s->p++;
+        if (c && strchr("\"\\/bfnrt", (int)c))
+            continue;
+        unsigned u;
+        if (c != 'u' || !scan_hex4(s, &u) || (u >= 0xDC00 && u <= 0xDFFF))
+            return 0;
+        if (u >= 0xD800 && u <= 0xDBFF &&
+            (!scan_word(s, "\\u") || !scan_hex4(s, &u) || u < 0xDC00 || u > 0xDFFF))
+            return 0;
+    }
+    return 0;
+}
+
+static int scan_digits(json_scan *s)
+{
+    const unsigned char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start;
+}
+
+static int scan_number(json_scan *s)
+{
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (s->p >= s->end || *s->p < '1' || *s->p > '9' || !scan_digits(s))
+        return 0;
+    if (s->p < s->end && *s->p == '.' && (s->p++, !scan_digits(s)))
+        return 0;
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!scan_digits(s))
+            return 0;
+    }
+    return 1;
+}
+
+#define SCAN_MAX_DEPTH 2048 /* jansson's own limit: deeper is its own error code anyway */
+
+static int scan_value(json_scan *s, int depth)
+{
+    scan_ws(s);
+    if (s->p >= s->end)
+        return 0;
+    switch (*s->p) {
+    case '"': return scan_string(s);
+    case 't': return scan_word(s, "true");
+    case 'f': return scan_word(s, "false");
+    case 'n': return scan_word(s, "null");
+    case '{':
+    case '[': break;
+    default: return scan_number(s);
+    }
+    unsigned char close = *s->p++ == '{' ? '}' : ']';
+    if (depth >= SCAN_MAX_DEPTH)
+        return 0;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == close)
+        return s->p++, 1;
+    for (;;) {
+        if (close == '}') {
+            scan_ws(s);
+            if (s->p >= s->end || *s->p != '"' || !scan_string(s))
+                return 0;
+            scan_ws(s);
+            if (s->p >= s->end || *s->p++ != ':')
+                return 0;
+        }
+        if (!scan_value(s, depth + 1))
+            return 0;
+        scan_ws(s);
+        if (s->p >= s->end)
+            return 0;
+        unsigned char c = *s->p++;
+        if (c == close)
+            return 1;
+        if (c != ',')
+            return 0;
+    }
+}
+
+static int json_well_formed(const char *text, size_t n)
+{
+    json_scan s = {(const unsigned char *)text, (const unsigned char *)text + n};
+    scan_ws(&s);
+    if (s.p >= s.end || (*s.p != '{' && *s.p != '['))
+        return 0;
+    if (!scan_value(&s, 0))
+        return 0;
+    scan_ws(&s);
+    return s.p == s.end;
+}
+
+/* After jansson refused text[0..n-1] with je: was it for memory? (je must have been zeroed
+ * before the call: jansson does not set every field when it reports nothing.) */
+static int json_failed_for_memory(const json_error_t *je, const char *text, size_t n)
+{
+    if (je->text[0] == '\0')
+        return 1; /* every input error of jansson's decoder comes with a message */
+    switch (json_error_code(je)) {
+    case json_error_out_of_memory: return 1;
+    case json_error_invalid_syntax:
+    case json_error_premature_end_of_input:
+    case json_error_end_of_input_expected: return json_well_formed(text, n);
+    default: return 0;
+    }
+}
+
 /* Metadata string key, or NULL (then, if required, an error is set in *st). */
 static const char *md_get(loader *ld, const char *key, int required, int *st)
 {
@@ -185,8 +356,12 @@ static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_
     if (!s)
         return st;
     json_error_t je;
+    memset(&je, 0, sizeof je);
     json_t *a = json_loads(s, JSON_REJECT_DUPLICATES, &je), *in = NULL, *layers = NULL;
-    if (!a || !json_is_object(a))
+    if (!a && json_failed_for_memory(&je, s, strlen(s)))
+        st = bp_fail(ld->err, BP_ERR_NOMEM, "%s: out of memory reading the architecture",
+                     ld->path);
+    else if (!a || !json_is_object(a))
         st = BAD(ld, "metadata \"arch\" is not a JSON object%s%s", a ? "" : ": ",
                  a ? "" : je.text);
     else if (!json_is_array(in = json_object_get(a, "input")) || json_array_size(in) < 1 ||
@@ -654,7 +829,12 @@ int bp_model_load(const char *path, bp_model **out, bp_model_info *info, bp_chec
         goto done;
     }
     json_error_t je;
+    memset(&je, 0, sizeof je);
     root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_failed_for_memory(&je, (const char *)buf + 8, (size_t)hlen)) {
+        st = bp_fail(err, BP_ERR_NOMEM, "%s: out of memory reading the header", path);
+        goto done;
+    }
     if (!root) {
         st = BAD(&ld, "the header is not valid JSON: %s (line %d, column %d)", je.text, je.line,
                  je.column);
