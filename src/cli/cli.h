@@ -49,5 +49,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_derive(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static void usage(FILE *f)
           "commands:\n"
           "  train       train a softmax regression or MLP on MNIST-style data\n"
           "  gradcheck   compare every gradient with central finite differences\n"
+          "  derive      the seminar's derivation step by step on one test image, checked\n"
           "  eval        accuracy, loss, confusion matrix of a saved model\n"
           "  predict     the most probable classes of PGM, PNG or IDX images\n"
           "  weights     draw a saved model's first-layer weights as a PNG\n"
@@ -40,7 +41,8 @@ static int dispatch(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"train", cmd_train},     {"gradcheck", cmd_gradcheck}, {"eval", cmd_eval},
-                {"predict", cmd_predict}, {"weights", cmd_weights},     {"plot", cmd_plot}};
+                {"predict", cmd_predict}, {"weights", cmd_weights},     {"plot", cmd_plot},
+                {"derive", cmd_derive}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);
