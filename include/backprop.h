@@ -217,7 +217,7 @@ typedef struct {
     float weight_decay; /* SGD family: L2 (λ·p added to the gradient); Adam: decoupled (AdamW);
                          * 0 ≤ λ ≤ 10 */
     float beta1, beta2; /* Adam: 0 ≤ β < 1 */
-    float eps;          /* Adam: > 0 */
+    float eps;          /* Adam: 0 < ε ≤ 1 */
     bp_sched_kind sched;
     int step_epochs;    /* step schedule: multiply lr by gamma every step_epochs epochs (≥ 1) */
     float gamma;        /* 0 < γ ≤ 1 */

@@ -72,7 +72,8 @@ struct bp_opt {
     float *s; /* second moment (adam); NULL otherwise */
 };
 
-/* The training state at an epoch boundary, as a checkpoint stores it. */
+/* The training state between two steps (at an epoch's end, or inside an interrupted epoch),
+ * as a checkpoint stores it. */
 struct bp_checkpoint {
     bp_model_info info;  /* epoch, step, best_test_acc, train settings */
     bp_rng rng;          /* the shuffling stream after the last epoch's shuffle */
@@ -82,6 +83,7 @@ struct bp_checkpoint {
     uint32_t *perm;       /* the permutation after the last epoch, nperm entries; NULL if the
                            * run does not shuffle */
     uint32_t nperm;
+    uint32_t samples;     /* the training set's size: a resumed run must have the same */
     uint32_t epoch_pos;   /* samples of epoch info.epoch + 1 trained (an interrupted epoch) */
     double epoch_loss;    /* their summed loss and correct count */
     long epoch_hits;

@@ -260,6 +260,7 @@ static json_t *metadata(const bp_model *m, const bp_model_info *info, const bp_c
         r |= set_str(md, "rng", "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, s[0],
                      s[1], s[2], s[3]);
         r |= set_str(md, "optimizer.t", "%ld", ck->opt_t);
+        r |= set_str(md, "samples", "%u", ck->samples);
         r |= set_str(md, "epoch_pos", "%u", ck->epoch_pos);
         r |= set_str(md, "epoch_loss", "%.17g", ck->epoch_loss);
         r |= set_str(md, "epoch_hits", "%ld", ck->epoch_hits);
@@ -353,9 +354,30 @@ done:
     return st;
 }
 
+/* What the reader would refuse is refused here, so no file is written that cannot be read. */
+static int check_info(const bp_model_info *info, bp_error *err)
+{
+    if (!info)
+        return BP_OK;
+    if (info->epoch < 0 || info->epoch > BP_MAX_EPOCHS || info->step < 0)
+        return bp_fail(err, BP_ERR_ARG, "epoch %d and step %ld must be from 0 (epoch at most %d)",
+                       info->epoch, info->step, BP_MAX_EPOCHS);
+    if (!(info->best_test_acc >= 0 && info->best_test_acc <= 1) &&
+        info->best_test_acc == info->best_test_acc)
+        return bp_fail(err, BP_ERR_ARG, "best_test_acc %g is not a fraction (or NAN)",
+                       info->best_test_acc);
+    if (!info->has_train)
+        return BP_OK;
+    bp_train_config c = info->train; /* the settings written: files and callbacks are not */
+    c.checkpoint_path = c.save_path = c.log_path = NULL;
+    c.checkpoint_every = 0;
+    return bp_train_config_check(&c, err);
+}
+
 int bp_model_save(const char *path, const bp_model *m, const bp_model_info *info, bp_error *err)
 {
-    return modelfile_write(path, m, info, NULL, err);
+    int st = check_info(info, err);
+    return st ? st : modelfile_write(path, m, info, NULL, err);
 }
 
 void bp_checkpoint_free(bp_checkpoint *ck)

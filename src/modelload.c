@@ -304,7 +304,8 @@ static void md_u64(loader *ld, const char *key, uint64_t *out, int *st)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno || *s == '-')
+    /* digits only: strtoull would skip blanks and wrap a sign ("-1" → 2^64 − 1) */
+    if (end == s || *end || errno || *s < '0' || *s > '9')
         *st = BAD(ld, "metadata \"%s\" is '%.40s', not an unsigned 64-bit integer", key, s);
     else
         *out = (uint64_t)v;
@@ -329,7 +330,7 @@ static int parse_train(loader *ld, bp_train_config *c)
     md_u64(ld, "train.seed", &c->seed, &st);
     md_int(ld, "train.shuffle", 0, 1, &c->shuffle, &st);
     MD_NAME(ld, "train.impl", bp_impl_parse, &c->impl, &st);
-    md_int(ld, "train.threads", 0, 1 << 20, &c->threads, &st);
+    md_int(ld, "train.threads", 0, INT_MAX, &c->threads, &st);
     MD_NAME(ld, "train.optimizer", bp_opt_parse, &o->kind, &st);
     md_float(ld, "train.lr", &o->lr, &st);
     md_float(ld, "train.momentum", &o->momentum, &st);
@@ -603,6 +604,9 @@ static int load_checkpoint(loader *ld, const uint8_t *data, const want_tensor *w
     int st = parse_rng(ld, &ck->rng);
     if (!st)
         md_long(ld, "optimizer.t", 0, LONG_MAX, &ck->opt_t, &st);
+    long samples = 0;
+    if (!st && md_long(ld, "samples", 1, UINT32_MAX, &samples, &st))
+        ck->samples = (uint32_t)samples;
     long pos = 0;
     if (!st && md_long(ld, "epoch_pos", 0, UINT32_MAX, &pos, &st))
         ck->epoch_pos = (uint32_t)pos;
@@ -743,6 +747,9 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
     if (!st && nparams * 4 > data_len)
         return BAD(ld, "the architecture needs %" PRIu64 " bytes of weights, the file holds "
                    "%" PRIu64, nparams * 4, data_len);
+    if (!st && nparams > ((uint64_t)1 << 31) / sizeof(float)) /* bp_model_create's limit */
+        return BAD(ld, "the architecture has %" PRIu64 " parameters, more than this tool "
+                   "allows", nparams);
     want_tensor want[MF_MAX_TENSORS];
     memset(want, 0, sizeof want);
     int n = 0;

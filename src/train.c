@@ -110,6 +110,10 @@ static int resume(const bp_checkpoint *ck, const bp_model *m, const bp_dataset *
     if (ck->info.epoch >= cfg->epochs)
         return bp_fail_field(err, "epochs", "%d: the checkpoint has already trained %d epochs "
                              "(ask for more to continue)", cfg->epochs, ck->info.epoch);
+    if (ck->samples != rs->n)
+        return bp_fail(err, BP_ERR_ARG, "the checkpoint was trained on %u samples, this "
+                       "training set has %u: resume on the data it was trained on", ck->samples,
+                       rs->n);
     if (rs->perm && (!ck->perm || ck->nperm != rs->n))
         return bp_fail(err, BP_ERR_ARG, "the checkpoint's shuffle covers %u samples, the "
                        "training set has %u: resume on the data it was trained on",
@@ -148,6 +152,7 @@ static bp_model_info run_info(const bp_train_config *cfg, const run_state *rs)
     info.has_train = 1;
     info.train = *cfg;
     info.train.save_path = info.train.checkpoint_path = info.train.log_path = NULL;
+    info.train.checkpoint_every = 0;
     info.train.resume = NULL;
     info.train.interrupt = NULL;
     info.train.on_epoch = NULL;
@@ -170,6 +175,7 @@ static int write_checkpoint(const char *path, const bp_model *m, const bp_train_
     ck.opt_s = opt->s;
     ck.perm = rs->perm;
     ck.nperm = rs->perm ? rs->n : 0;
+    ck.samples = rs->n;
     ck.epoch_pos = rs->pos;
     ck.epoch_loss = rs->loss;
     ck.epoch_hits = rs->hits;
