@@ -318,7 +318,9 @@ BP_API int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test
  * cross file systems); the caller writes through bp_file_stream; bp_file_commit flushes,
  * fsyncs, closes, renames it over path and fsyncs the directory. An existing file at path is
  * replaced only by a complete new one: on any error (a full disk included) the temporary is
- * removed and path is left as it was. bp_file_abort removes the temporary. Commit and abort
+ * removed and path is left as it was. (Only when the directory's fsync fails after the rename is
+ * the new file already in place; the BP_ERR_IO message then says "written, but".)
+ * bp_file_abort removes the temporary. Commit and abort
  * free f. */
 typedef struct bp_file bp_file;
 BP_API int bp_file_create(bp_file **out, const char *path, bp_error *err);
