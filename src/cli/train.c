@@ -257,8 +257,9 @@ int cmd_train(int argc, char **argv)
     bp_model *m = NULL;
     bp_checkpoint *ck = NULL;
     int status = 0, resumed = 0;
+    /* Through done: a model file that is not a checkpoint has been loaded into m by then. */
     if (resume && (status = load_resume(resume, &cfg, &m, &ck, given[O_EPOCHS], &resumed)))
-        return status;
+        goto done;
     if (ck && cfg.epochs <= resumed) { /* before the header: an error leaves stdout empty */
         fprintf(stderr, "backprop train: --epochs: %d: the checkpoint has already trained %d "
                 "epochs (ask for more to continue)\n", cfg.epochs, resumed);
