@@ -38,6 +38,9 @@ const char *cli_model_desc(const bp_model *m, char *buf, size_t len);
  * 0 if neither. */
 int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols);
 
+/* The option getopt_long has just refused ('?'), as the user wrote it: "--bogus", or "-x" for
+ * a short option, also inside a cluster such as "-xh" (formatted into buf, 3 bytes). */
+const char *cli_bad_option(char **argv, char *buf, size_t len);
 /* The getopt loop's common cases: ':' (a value missing), '?' (unknown or ambiguous). Prints
  * the message and returns −1. */
 int cli_opt_error(const char *cmd, int c, char **argv);

@@ -51,6 +51,7 @@ int cmd_gradcheck(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
+    char opt[3]; /* a short option cli_bad_option names */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
@@ -74,7 +75,7 @@ int cmd_gradcheck(int argc, char **argv)
         case O_THREADS: bad = opt_int(C, "--threads", optarg, &threads); break;
         case 'h': help(stdout); return 0;
         case ':': fprintf(stderr, "backprop gradcheck: %s needs a value\n", argv[optind - 1]); bad = -1; break;
-        default: fprintf(stderr, "backprop gradcheck: unknown option '%s'\n", argv[optind - 1]); bad = -1; break;
+        default: fprintf(stderr, "backprop gradcheck: unknown option '%s'\n", cli_bad_option(argv, opt, sizeof opt)); bad = -1; break;
         }
         if (bad) {
             fputs("Try 'backprop gradcheck --help'.\n", stderr);

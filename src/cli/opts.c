@@ -153,12 +153,29 @@ int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols)
     return 1;
 }
 
+const char *cli_bad_option(char **argv, char *buf, size_t len)
+{
+    /* A long option has been stepped over, so it is argv[optind - 1]. A short one inside a
+     * cluster ("-xh") has not: optind still indexes the cluster, argv[optind - 1] is the word
+     * before it, and only optopt, the character, names it. optopt is 0 for an unknown long
+     * option and the option's val for a long one given a value it does not take; every val is
+     * 256 or more but --help's, 'h', which is never unknown as a short option. So any other
+     * non-zero character (negative if char is signed and the byte is above 127) is short. */
+    if (optopt != 0 && optopt < 256 && optopt != 'h') {
+        snprintf(buf, len, "-%c", (char)optopt);
+        return buf;
+    }
+    return argv[optind - 1];
+}
+
 int cli_opt_error(const char *cmd, int c, char **argv)
 {
+    char opt[3];
     if (c == ':')
         fprintf(stderr, "backprop %s: %s needs a value\n", cmd, argv[optind - 1]);
     else
-        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd,
+                cli_bad_option(argv, opt, sizeof opt));
     fprintf(stderr, "Try 'backprop %s --help'.\n", cmd);
     return -1;
 }

@@ -190,6 +190,7 @@ int cmd_train(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
+    char opt[3]; /* a short option cli_bad_option names */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
@@ -227,7 +228,7 @@ int cmd_train(int argc, char **argv)
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
         case ':': fprintf(stderr, "backprop train: %s needs a value\n", argv[optind - 1]); bad = -1; break;
-        default: fprintf(stderr, "backprop train: unknown option '%s'\n", argv[optind - 1]); bad = -1; break;
+        default: fprintf(stderr, "backprop train: unknown option '%s'\n", cli_bad_option(argv, opt, sizeof opt)); bad = -1; break;
         }
         if (bad)
             return bad_usage();
