@@ -188,7 +188,7 @@ int cmd_train(int argc, char **argv)
     report rep = {0, 0, 0.0, 0};
 
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     int c;
     char opt[3]; /* a short option cli_bad_option names */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
