@@ -23,11 +23,12 @@ args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_sta
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export OPENBLAS_NUM_THREADS=1
+start=$SECONDS
 "$fuzzer" "${args[@]}" "${dirs[@]}" >"$w/log" 2>&1
-rc=$?
+rc=$? took=$((SECONDS - start))
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$w/log" | tail -n 1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$w/log" | tail -n 1)
-echo "fuzz-$target: exit $rc, ${execs:-?} executions in ${seconds} s (${rate:-?}/s)," \
+echo "fuzz-$target: exit $rc, ${execs:-?} executions in ${took} s (${rate:-?}/s)," \
     "corpus $(find "$w/corpus" -type f | wc -l) inputs"
 if [ "$rc" -ne 0 ]; then
     tail -n 80 "$w/log"
