@@ -56,6 +56,11 @@ usage_error() {
 # ---- options ----
 usage_error "backprop train: unknown option '--bogus'" --bogus
 usage_error "backprop train: unknown option '-x'" -x
+# Inside a cluster getopt has not stepped past the word: the option is named by its character,
+# not by the word before the cluster (found by fuzz_cli).
+usage_error "backprop train: unknown option '-x'" -xh
+expect 2 "backprop gradcheck: unknown option '-q'" gradcheck -qh
+expect 2 "backprop eval: unknown option '-z'" eval -zh
 usage_error "backprop train: --epochs needs a value" --epochs
 usage_error "backprop train: --lr needs a value" --lr
 for v in abc 1.5 nan inf -inf '' 12x 99999999999999999999; do

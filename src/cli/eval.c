@@ -174,7 +174,7 @@ int cmd_eval(int argc, char **argv)
     const char *C = "eval", *model = NULL, *data = "data/mnist", *errors = NULL;
     int json = 0, count = 36, threads = 0, c;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {

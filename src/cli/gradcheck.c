@@ -49,7 +49,7 @@ int cmd_gradcheck(int argc, char **argv)
     bp_error err = {0};
     uint64_t seed = 1;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;

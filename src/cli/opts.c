@@ -187,12 +187,13 @@ int cli_opt_error(const char *cmd, int c, char **argv, const struct option *long
 {
     /* optind has moved past a long option, but not out of a cluster of short ones ("-xy"):
      * argv[optind - 1] is only the offending word for a long option. */
+    /* optopt is 0 for an unknown long option and the option's val (≥ 256, or 'h' for --help)
+     * for a long one given a value it takes none; any other character is a short option. */
     const char *arg = optind > 0 ? argv[optind - 1] : "";
-    if (strncmp(arg, "--", 2) == 0 && arg[2])
+    int short_opt = c != ':' && optopt > 0 && optopt < 256 && optopt != 'h';
+    if (!short_opt && strncmp(arg, "--", 2) == 0 && arg[2])
         long_opt_error(cmd, c, arg, longopts);
-    else if (c == ':')
-        fprintf(stderr, "backprop %s: -%c needs a value\n", cmd, optopt);
-    else if (optopt)
+    else if (short_opt)
         fprintf(stderr, "backprop %s: unknown option '-%c'\n", cmd, optopt);
     else
         fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, arg);

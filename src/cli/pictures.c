@@ -30,7 +30,7 @@ int cmd_weights(int argc, char **argv)
     const char *C = "weights", *model = NULL, *out = NULL;
     int units = 64, c;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: model = optarg; break;
@@ -86,7 +86,7 @@ int cmd_plot(int argc, char **argv)
     const char *C = "plot", *out = NULL;
     int c;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case O_OUT: out = optarg; break;

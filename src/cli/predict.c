@@ -191,7 +191,7 @@ int cmd_predict(int argc, char **argv)
     predictor p = {NULL, 0, 0, 0, 0, 0, NULL};
     int c;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {

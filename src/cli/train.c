@@ -221,7 +221,7 @@ int cmd_train(int argc, char **argv)
     report rep = {0, 0, 0.0, 0};
 
     opterr = 0;
-    optind = 1;
+    optind = 0; /* a full reset (glibc, musl); 1 would resume a cluster left half-read */
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
@@ -292,7 +292,7 @@ int cmd_train(int argc, char **argv)
     bp_epoch_stats last;
     double best;
     if (resume && (status = load_resume(resume, &cfg, &m, &ck, given[O_EPOCHS], &resumed)))
-        return status;
+        goto done;
     if (ck && cfg.epochs <= resumed) { /* before the header: an error leaves stdout empty */
         fprintf(stderr, "backprop train: --epochs: %d: the checkpoint has already trained %d "
                 "epochs (ask for more to continue)\n", cfg.epochs, resumed);
