@@ -31,6 +31,11 @@ static void vfail(bp_error *err, const char *field, const char *fmt, va_list ap)
     if (n < 0 || (size_t)n >= sizeof err->msg)
         n = 0;
     vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
+    /* One line, whatever a file name or a quoted piece of a file holds: a newline or an
+     * escape sequence from untrusted input never reaches the caller's terminal. */
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
 }
 
 int bp_fail(bp_error *err, int status, const char *fmt, ...)

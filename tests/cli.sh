@@ -368,6 +368,7 @@ checks=$((checks + 1))
 
 # ---- the audit's defects: each is a clear one-line error now ----
 usage_error "backprop train: unknown option '-x'" -xy
+usage_error "backprop train: unknown option '-x'" --quiet -xy
 usage_error "ambiguous option '--lr-s' (could be --lr-schedule --lr-step)" --lr-s constant
 usage_error "--no-shuffle takes no value (got '--no-shuffle=1')" --no-shuffle=1
 expect 2 "backprop train: the data directory name is empty" train --data '' --epochs 1

@@ -36,7 +36,7 @@ typedef struct {
     double *da[BP_MAX_LAYERS]; /* dL/da_l = W_lᵀ·dL/dz_l; da[0] = dL/du */
     double *dW[BP_MAX_LAYERS]; /* dL/dW_l = dL/dz_l·a_lᵀ */
     /* the slides' names: W, b, v, u for softmax regression; W0, b0, z0, a1, … for an MLP */
-    char Wn[BP_MAX_LAYERS][8], bn[BP_MAX_LAYERS][8], zn[BP_MAX_LAYERS][8], an[BP_MAX_LAYERS][8];
+    char Wn[BP_MAX_LAYERS][16], bn[BP_MAX_LAYERS][16], zn[BP_MAX_LAYERS][16], an[BP_MAX_LAYERS][16];
     /* the reference pass (dv_ref_loss) keeps its own z, a and y */
     double *rz[BP_MAX_LAYERS], *ra[BP_MAX_LAYERS], *ry;
     unsigned char *sign, *sign_plus; /* ReLU: [z > 0] of every hidden z, last pass and at +h */

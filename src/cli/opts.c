@@ -190,11 +190,12 @@ int cli_opt_error(const char *cmd, int c, char **argv, const struct option *long
     /* optopt is 0 for an unknown long option and the option's val (≥ 256, or 'h' for --help)
      * for a long one given a value it takes none; any other character is a short option. */
     const char *arg = optind > 0 ? argv[optind - 1] : "";
-    int short_opt = c != ':' && optopt > 0 && optopt < 256 && optopt != 'h';
+    int short_opt = c != ':' && optopt != 0 && optopt < 256 && optopt != 'h'; /* < 0: a byte
+                                                                                * above 127 */
     if (!short_opt && strncmp(arg, "--", 2) == 0 && arg[2])
         long_opt_error(cmd, c, arg, longopts);
     else if (short_opt)
-        fprintf(stderr, "backprop %s: unknown option '-%c'\n", cmd, optopt);
+        fprintf(stderr, "backprop %s: unknown option '-%c'\n", cmd, (char)optopt);
     else
         fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, arg);
     fprintf(stderr, "Try 'backprop %s --help'.\n", cmd);
