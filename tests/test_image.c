@@ -371,7 +371,7 @@ static void bad_png(void)
     CHECK(buf && n > 100);
     /* cut inside IDAT, and cut just before IEND (png_read_end must still see it) */
     CHECK(write_file(at(q, "half.png"), buf, n / 2) == 0);
-    check_refused(q, BP_ERR_FORMAT, "declares 1067 bytes, more than the file has left");
+    check_refused(q, BP_ERR_FORMAT, "bytes, more than the file has left");
     CHECK(write_file(at(q, "no-iend.png"), buf, n - 12) == 0);
     check_refused(q, BP_ERR_FORMAT, "truncated PNG (the file ends early)");
     unsigned char *idat = NULL;
