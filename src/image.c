@@ -12,7 +12,8 @@
  *  - Colour becomes gray after compositing: ITU-R BT.601 luma round((299R + 587G + 114B)/1000),
  *    halves rounded up. By hand, in integers: png_set_rgb_to_gray works in its own fixed point
  *    and would not give exactly this rule.
- *  - gAMA, cHRM, sRGB and iCCP are ignored: samples are used as stored.
+ *  - gAMA, cHRM, sRGB and iCCP are ignored: samples are used as stored. Only IHDR (which must
+ *    come first), PLTE, tRNS, IDAT and IEND are read; other chunks are skipped unread.
  *
  * Nothing read is trusted. Width and height must be 1 to IMG_MAX_SIDE, which also keeps every
  * size product far from overflow (2^28 pixels · 4 bytes < 2^32). A PGM header that promises
@@ -312,6 +313,11 @@ static int png_decode_rows(png_ctx *c, png_structp png, png_infop info, bp_image
 {
     png_set_read_fn(png, c, png_on_read);
     png_set_sig_bytes(png, 8);
+    /* Only IHDR, PLTE, tRNS, IDAT and IEND are used; every other chunk is skipped unread.
+     * libpng would read a text, ICC, sPLT, eXIf, pCAL or sCAL chunk whole, into a buffer it
+     * allocates and zeroes at the length the chunk header claims (its chunk size limit only
+     * warns when reading), so a few bytes claiming 2 GiB would cost 2 GiB. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     /* libpng refuses sides above 10^6 with its own message; raised to PNG's limit so that
      * every size reaches check_side and gets ours. */
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
@@ -395,6 +401,19 @@ static int png_decode(png_ctx *c, png_structp png, png_infop info, bp_image *img
 
 static int read_png(const img_src *s, bp_image *img)
 {
+    /* PNG requires IHDR first. libpng checks that only in the chunks it handles, and skips an
+     * unknown (or, as set above, unused) chunk wherever it stands. */
+    unsigned char first[8];
+    if (fread(first, 1, sizeof first, s->f) != sizeof first)
+        return ferror(s->f) ? bp_fail(s->err, BP_ERR_IO, "%s: read error: %s", s->path,
+                                      strerror(errno))
+                            : bp_fail(s->err, BP_ERR_FORMAT, "%s: truncated PNG (the file ends "
+                                      "early)", s->path);
+    if (memcmp(first + 4, "IHDR", 4) != 0)
+        return bp_fail(s->err, BP_ERR_FORMAT, "%s: corrupt PNG (the first chunk is not IHDR)",
+                       s->path);
+    if (fseek(s->f, 8, SEEK_SET) != 0)
+        return bp_fail(s->err, BP_ERR_IO, "%s: cannot seek: %s", s->path, strerror(errno));
     png_ctx c = {.f = s->f, .path = s->path, .err = s->err, .size = s->size,
                  .what = "corrupt PNG", .what_st = BP_ERR_FORMAT};
     png_structp png =

@@ -36,6 +36,11 @@ static int bad_(loader *ld, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    /* The messages quote the file's strings, and a JSON string may hold any control character
+     * (\n, \u001b): as '?', so the message stays one line and cannot drive a terminal. */
+    for (char *p = what; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return bp_fail(ld->err, BP_ERR_FORMAT, "%s: %s", ld->path, what);
 }
 

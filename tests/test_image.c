@@ -358,6 +358,40 @@ static void crafted_png(const char *path, uint32_t w, uint32_t h)
     CHECK(write_file(path, buf, (size_t)(o - buf)) == 0);
 }
 
+/* Chunk headers that lie (found by fuzz_image). PNG requires IHDR first, which libpng checks
+ * only in the handlers of chunks it knows, so an unknown chunk before IHDR went through. And a
+ * tEXt, zTXt, iTXt, iCCP, sPLT, eXIf, pCAL or sCAL chunk is read whole into a buffer libpng
+ * allocates and zeroes at the length the header claims (its 8 MB chunk limit is only a warning
+ * on reading): 108 bytes made it touch 1.8 GB. The reader reads only the chunks it uses, so a
+ * file that claims 512 MiB of text must be refused as cut short without the memory growing. */
+static void lying_chunks(void)
+{
+    char p[4200];
+    unsigned char buf[256], ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 1, 8, 0, 0, 0, 0};
+    unsigned char raw[3] = {0, 10, 20}, z[64];
+    uLongf zn = sizeof z;
+    compress(z, &zn, raw, sizeof raw);
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    unsigned char *o = put_chunk(buf + 8, "abCd", "xyz", 3); /* unknown, ancillary */
+    o = put_chunk(o, "IHDR", ihdr, 13);
+    o = put_chunk(o, "IDAT", z, (uint32_t)zn);
+    o = put_chunk(o, "IEND", "", 0);
+    CHECK(write_file(at(p, "unknown-first.png"), buf, (size_t)(o - buf)) == 0);
+    check_refused(p, BP_ERR_FORMAT, "corrupt PNG (the first chunk is not IHDR)");
+
+    o = put_chunk(buf + 8, "IHDR", ihdr, 13);
+    memcpy(o, "\x20\0\0\0tEXtComment", 15); /* 512 MiB claimed, 7 bytes follow */
+    o += 15;
+    CHECK(write_file(at(p, "text-lie.png"), buf, (size_t)(o - buf)) == 0);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    check_refused(p, BP_ERR_FORMAT, "declares 536870912 bytes, more than the file has left");
+    getrusage(RUSAGE_SELF, &after);
+    long grew_kb = after.ru_maxrss - before.ru_maxrss;
+    CHECKF(grew_kb < 64 * 1024, "reading a 50-byte PNG raised the peak memory by %ld MiB",
+           grew_kb / 1024);
+}
+
 static void bad_png(void)
 {
     char p[4200], q[4200];
@@ -396,6 +430,7 @@ static void bad_png(void)
     check_refused(p, BP_ERR_FORMAT, "truncated PNG: 16384×16384 pixels cannot fit in a file of");
     crafted_png(at(p, "short.png"), 64, 64);
     check_refused(p, BP_ERR_FORMAT, "corrupt PNG (libpng: Not enough image data");
+    lying_chunks();
 }
 
 /* bp_png_write's output decodes with libpng to the same bytes, and bp_image_read agrees. */
