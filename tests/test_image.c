@@ -388,7 +388,7 @@ static void lying_chunks(void)
     check_refused(p, BP_ERR_FORMAT, "declares 536870912 bytes, more than the file has left");
     getrusage(RUSAGE_SELF, &after);
     long grew_kb = after.ru_maxrss - before.ru_maxrss;
-    CHECKF(grew_kb < 64 * 1024, "reading a 50-byte PNG raised the peak memory by %ld MiB",
+    CHECKF(grew_kb < 64 * 1024, "reading a 48-byte PNG raised the peak memory by %ld MiB",
            grew_kb / 1024);
 }
 
