@@ -123,11 +123,16 @@ BP_API int bp_opt_parse(const char *s, bp_opt_kind *out, bp_error *err);
 BP_API int bp_sched_parse(const char *s, bp_sched_kind *out, bp_error *err);
 
 /* ---- threads ----
- * The library runs its GEMMs on OpenBLAS, whose thread count is one setting for the whole
- * process. Policy: each bp_work carries a thread count; before each GEMM the library sets
- * OpenBLAS to that count, or to 1 for the skinny and small products where a second thread
- * costs more than it gives (a 10-wide output layer; see src/gemm.c). It does not restore the
- * previous setting. The library starts no threads of its own. */
+ * Each bp_work carries a thread count n. A product big enough to share is split into n parts
+ * on the library's own pool of threads (started on first use, at most one per online core,
+ * the caller being one of them): rows of the batch for the forward pass and the input
+ * gradient, rows (output units) or columns of dW for the weight gradient, rows of the batch for
+ * the gather of training samples. Each part is a single-threaded OpenBLAS GEMM or one of the
+ * library's small-output kernels, so OpenBLAS is held at one thread while the pool runs and
+ * the two never add up to more than n; no part needs a reduction, and results are the same
+ * for every n. Products too small to share run on the calling thread (OpenBLAS may then use
+ * up to n threads for a wide one). OpenBLAS's thread setting is process-wide and is not
+ * restored afterwards. */
 
 /* The thread count to use: requested if > 0, else OPENBLAS_NUM_THREADS when it is a positive
  * integer, else the online cores; never more than the online cores (*capped, if not NULL, is
@@ -135,6 +140,14 @@ BP_API int bp_sched_parse(const char *s, bp_sched_kind *out, bp_error *err);
 BP_API int bp_threads_resolve(int requested, int *capped);
 BP_API const char *bp_blas_config(void);   /* OpenBLAS build configuration */
 BP_API const char *bp_blas_corename(void); /* the kernel family OpenBLAS chose for this CPU */
+/* The library's own kernels (output layers of at most 16 units, the uint8 → float gather)
+ * exist for several instruction sets; the widest the CPU supports is used unless
+ * bp_kernel_select names another: "auto", "generic" (any CPU), "avx2" (AVX2 + FMA), "avx512"
+ * (AVX-512F). Selecting a set the CPU lacks, or an unknown name, fails with BP_ERR_ARG and
+ * changes nothing. Meant for tests and benchmarks: all sets compute the same sums, in an order
+ * that differs with the vector width (results agree to float rounding, not bit for bit). */
+BP_API const char *bp_kernel_name(void);
+BP_API int bp_kernel_select(const char *name, bp_error *err);
 
 /* ---- models: [linear → act]* → linear → softmax + cross-entropy ---- */
 #define BP_MAX_LAYERS 16

@@ -1,6 +1,7 @@
 /* In-memory datasets: uint8 pixels as in the file (47 MB for MNIST's training set, a quarter of
  * its float form), converted to float in [0,1] one batch at a time; seeded shuffling. */
 #include "internal.h"
+#include "kernels.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -125,26 +126,51 @@ int bp_dataset_load_dir(const char *dir, bp_dataset **train, bp_dataset **test, 
 void bp_dataset_gather(const bp_dataset *ds, const uint32_t *idx, uint32_t first, int B,
                        float *X, uint8_t *labels_out)
 {
-    const float scale = 1.0f / 255.0f;
-    size_t D = ds->dim;
-    for (int r = 0; r < B; r++) {
-        uint32_t s = idx ? idx[r] : first + (uint32_t)r;
+    kernels()->gather(X, ds->pixels, ds->dim, idx, first, B);
+    for (int r = 0; labels_out && r < B; r++)
+        labels_out[r] = ds->labels[idx ? idx[r] : first + (uint32_t)r];
+}
+
+void dataset_prefetch(const bp_dataset *ds, const uint32_t *idx, int B)
+{
 #if defined(__GNUC__)
-        /* Shuffled rows are scattered over 47 MB, more than the last-level cache: ask for the
-         * row after next while this one converts (halves the gather's time on MNIST). */
-        if (idx && r + 2 < B) {
-            const char *next = (const char *)(ds->pixels + (size_t)idx[r + 2] * D);
-            for (size_t o = 0; o < D; o += 64)
-                __builtin_prefetch(next + o);
-        }
-#endif
-        const uint8_t *src = ds->pixels + (size_t)s * D;
-        float *dst = X + (size_t)r * D;
-        for (size_t i = 0; i < D; i++)
-            dst[i] = (float)src[i] * scale;
-        if (labels_out)
-            labels_out[r] = ds->labels[s];
+    for (int r = 0; r < B; r++) {
+        const char *p = (const char *)(ds->pixels + (size_t)idx[r] * ds->dim);
+        for (size_t o = 0; o < ds->dim; o += 64)
+            __builtin_prefetch(p + o, 0, 1); /* read, keep in the outer caches */
     }
+#else
+    (void)ds, (void)idx, (void)B;
+#endif
+}
+
+typedef struct {
+    const bp_dataset *ds;
+    const uint32_t *idx;
+    uint32_t first;
+    int B;
+    float *X;
+    uint8_t *labels;
+} gather_job;
+
+static void gather_task(void *ctx, int t, int n)
+{
+    const gather_job *j = ctx;
+    int lo, hi;
+    pool_range(j->B, 1, t, n, &lo, &hi);
+    if (hi > lo)
+        bp_dataset_gather(j->ds, j->idx ? j->idx + lo : NULL, j->first + (uint32_t)lo, hi - lo,
+                          j->X + (size_t)lo * j->ds->dim, j->labels ? j->labels + lo : NULL);
+}
+
+void dataset_gather_threads(int threads, const bp_dataset *ds, const uint32_t *idx,
+                            uint32_t first, int B, float *X, uint8_t *labels_out)
+{
+    gather_job j = {ds, idx, first, B, X, labels_out};
+    /* In chunks of at least 16 kB of pixels, up to four per thread (as linear.c splits). */
+    long k = (long)B * (long)ds->dim / (1 << 14);
+    int chunks = threads <= 1 || k < 1 ? 1 : k < 4 * threads ? (int)k : 4 * threads;
+    pool_run(threads, chunks, gather_task, &j);
 }
 
 void bp_shuffle(uint32_t *perm, uint32_t n, bp_rng *rng)

@@ -32,11 +32,19 @@ void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alph
     /* OpenBLAS's count is process-wide: set it for this call when it differs (reading it is a
      * load, setting it is cheap when nothing changes, but skip even that). */
     int want = threads > 1 && wants_one_thread(M, N, K) ? 1 : threads < 1 ? 1 : threads;
+    if (want > 1)
+        pool_park();
     if (openblas_get_num_threads() != want)
         openblas_set_num_threads(want);
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C,
                 ldc);
+}
+
+void gemm_hold_single(int on)
+{
+    if (on && openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
 }
 
 const char *bp_blas_config(void) { return openblas_get_config(); }

@@ -27,6 +27,31 @@ int bp_fail_field(bp_error *err, const char *field, const char *fmt, ...)
 void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc);
 
+/* gemm.c: put OpenBLAS at one thread (on != 0) before the pool's tasks call gemm(1, …);
+ * on = 0 leaves it so (the next gemm with more threads raises it again). */
+void gemm_hold_single(int on);
+
+/* pool.c: fn(ctx, c, chunks) for every chunk c < chunks, on up to n threads of the library's
+ * pool (the caller is one), then return. n ≤ 1, one chunk, or a pool busy with another
+ * caller: the chunks run in turn on the caller. Chunks must write disjoint outputs. */
+typedef void (*pool_fn)(void *ctx, int chunk, int chunks);
+void pool_run(int n, int chunks, pool_fn fn, void *ctx);
+/* Workers still spinning after the last pool_run go to sleep at once: called before OpenBLAS
+ * runs a product on several threads of its own, so the two never compete for the cores. */
+void pool_park(void);
+/* Share t of n of [0, total): [*lo, *hi), equal parts rounded up to multiples of align. */
+void pool_range(int total, int align, int t, int n, int *lo, int *hi);
+
+/* dataset.c: bp_dataset_gather with the rows split between threads the way linear_forward
+ * splits them, so each thread's rows are still in its core's cache for its share of the
+ * first layer. */
+void dataset_gather_threads(int threads, const bp_dataset *ds, const uint32_t *idx,
+                            uint32_t first, int B, float *X, uint8_t *labels_out);
+
+/* dataset.c: ask for the rows idx[0..B) to be brought towards the caches (prefetch only;
+ * they are read later by a gather). */
+void dataset_prefetch(const bp_dataset *ds, const uint32_t *idx, int B);
+
 /* linear.c */
 void linear_forward(int threads, float *V, const float *X, const float *W, const float *b, int B,
                     int I, int O);
@@ -92,6 +117,10 @@ struct bp_checkpoint {
 /* modelfile.c: writes m with info and, if ck is not NULL, the training state (borrowed). */
 int modelfile_write(const char *path, const bp_model *m, const bp_model_info *info,
                     const bp_checkpoint *ck, bp_error *err);
+
+/* optim.c: bp_opt_step with the update split between up to threads threads (the same
+ * numbers for any count). */
+void opt_step_threads(bp_opt *o, float *p, const float *g, float lr, int threads);
 
 /* model.c: the batched forward through every layer; leaves logits in w->V. */
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B);

@@ -3,36 +3,147 @@
  *   in memory is exactly U, I×B, column-major)
  *   dX[B,I] = dV·W       (dU = Wᵀ·dV)
  *   dW[O,I] = dVᵀ·X      (dW = dV·Uᵀ: the per-sample outer products dv·uᵀ summed by the GEMM)
- *   db[O]   = dVᵀ·1      (db = dV·1) */
+ *   db[O]   = dVᵀ·1      (db = dV·1)
+ *
+ * Who computes what: an output of at most KERNEL_MAX_O units goes to the small kernels
+ * (kernels.h), anything wider to OpenBLAS. With more than one thread the work is split on the
+ * library's pool (pool.c), each share a single-threaded product with its own outputs:
+ *   forward and dX by rows of the batch, dW by its rows (output units) or, for a small output,
+ *   by its columns (inputs), db by output units.
+ * Each output element is then summed in the same order whatever the split, so the results are
+ * the same for every thread count. */
 #include "internal.h"
+#include "kernels.h"
 
 #include <string.h>
+
+/* Below this many multiply-adds per chunk a product is not split further: waking a worker
+ * and claiming a chunk (≈ 1 µs) would cost more than the work (a 784→10 step at batch 8 is
+ * 63 k). */
+#define CHUNK_MIN_MACS (1 << 16)
+
+/* The chunks for a product of macs multiply-adds on threads threads: small-output kernels in
+ * up to four chunks per thread, so a thread that is descheduled for a while leaves its share
+ * to the others (pool.c); OpenBLAS products in one per thread, since each chunk packs the
+ * shared operand again. 1: run it on the calling thread. */
+static int chunks_for(int threads, double macs, int kernel)
+{
+    if (threads <= 1)
+        return 1;
+    int most = kernel ? 4 * threads : threads;
+    double k = macs / CHUNK_MIN_MACS;
+    return k < 1 ? 1 : k < most ? (int)k : most;
+}
+
+typedef struct {
+    float *V, *dX, *dW, *db;
+    const float *X, *W, *b, *dV;
+    int B, I, O;
+} lin_job;
+
+/* Rows [r0, r1) of V = X·Wᵀ + 1·bᵀ. */
+static void forward_rows(const lin_job *j, int r0, int r1)
+{
+    int rows = r1 - r0, I = j->I, O = j->O;
+    if (rows <= 0)
+        return;
+    float *V = j->V + (size_t)r0 * O;
+    const float *X = j->X + (size_t)r0 * I;
+    if (O <= KERNEL_MAX_O) {
+        kernels()->fwd[O](V, X, j->W, j->b, rows, I);
+        return;
+    }
+    /* The bias enters as the GEMM's C operand (beta = 1): every row of V starts as bᵀ and the
+     * kernel adds X·Wᵀ in its single write pass, so no second pass over V is needed. */
+    for (int r = 0; r < rows; r++)
+        memcpy(V + (size_t)r * O, j->b, (size_t)O * sizeof *V);
+    gemm(1, 0, 1, rows, O, I, 1.0f, X, I, j->W, I, 1.0f, V, O);
+}
+
+static void forward_task(void *ctx, int t, int n)
+{
+    const lin_job *j = ctx;
+    int r0, r1;
+    pool_range(j->B, 1, t, n, &r0, &r1);
+    forward_rows(j, r0, r1);
+}
 
 void linear_forward(int threads, float *V, const float *X, const float *W, const float *b, int B,
                     int I, int O)
 {
-    /* The bias enters as the GEMM's C operand (beta = 1): every row of V starts as bᵀ and the
-     * kernel adds X·Wᵀ in its single write pass, so no second pass over V is needed. */
-    for (int r = 0; r < B; r++)
-        memcpy(V + (size_t)r * O, b, (size_t)O * sizeof *V);
-    /* V = X·Wᵀ + V   (V = W·U + b·1ᵀ) */
-    gemm(threads, 0, 1, B, O, I, 1.0f, X, I, W, I, 1.0f, V, O);
+    lin_job j = {.V = V, .X = X, .W = W, .b = b, .B = B, .I = I, .O = O};
+    int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
+    if (n == 1 && O > KERNEL_MAX_O) {
+        /* One thread but a wide output: OpenBLAS may use the threads the caller allowed
+         * (the pool is idle). */
+        for (int r = 0; r < B; r++)
+            memcpy(V + (size_t)r * O, b, (size_t)O * sizeof *V);
+        gemm(threads, 0, 1, B, O, I, 1.0f, X, I, W, I, 1.0f, V, O);
+        return;
+    }
+    pool_run(threads, n, forward_task, &j);
+}
+
+/* db[o0..o1) = column sums of dV, accumulated in the row order of dV. */
+static void bias_grad(const lin_job *j, int o0, int o1)
+{
+    int O = j->O;
+    for (int o = o0; o < o1; o++)
+        j->db[o] = j->dV[o];
+    for (int r = 1; r < j->B; r++) {
+        const float *row = j->dV + (size_t)r * O;
+        for (int o = o0; o < o1; o++)
+            j->db[o] += row[o];
+    }
+}
+
+/* Chunk t of n: its part of dW, db and dX. */
+static void backward_task(void *ctx, int t, int n)
+{
+    const lin_job *j = ctx;
+    int B = j->B, I = j->I, O = j->O, lo, hi;
+    const kernel_set *k = kernels();
+    if (O <= KERNEL_MAX_O) {
+        /* dW by columns, in whole pairs of vectors where the split allows */
+        pool_range(I, 2 * k->vector_floats, t, n, &lo, &hi);
+        if (hi > lo)
+            k->dw[O](j->dW, j->dV, j->X, B, I, lo, hi);
+        if (t == 0)
+            bias_grad(j, 0, O);
+    } else {
+        /* dW = dVᵀ·X, rows o of dW from columns o of dV — overwrites */
+        pool_range(O, 1, t, n, &lo, &hi);
+        if (hi > lo) {
+            gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 0.0f,
+                 j->dW + (size_t)lo * I, I);
+            bias_grad(j, lo, hi);
+        }
+    }
+    /* dX = dV·W   (dU = Wᵀ·dV) — only when the caller needs the input gradient */
+    if (!j->dX)
+        return;
+    pool_range(B, 1, t, n, &lo, &hi);
+    if (hi <= lo)
+        return;
+    if (O <= KERNEL_MAX_O)
+        k->dx[O](j->dX + (size_t)lo * I, j->dV + (size_t)lo * O, j->W, hi - lo, I);
+    else
+        gemm(1, 0, 0, hi - lo, I, O, 1.0f, j->dV + (size_t)lo * O, O, j->W, I, 0.0f,
+             j->dX + (size_t)lo * I, I);
 }
 
 void linear_backward(int threads, float *dX, float *dW, float *db, const float *dV,
                      const float *X, const float *W, int B, int I, int O)
 {
-    /* dW = dVᵀ·X   (dW = dV·Uᵀ) — overwrites */
-    gemm(threads, 1, 0, O, I, B, 1.0f, dV, O, X, I, 0.0f, dW, I);
-    /* db = dVᵀ·1: column sums, accumulated in the row order of dV so the result does not depend
-     * on how a BLAS would split a GEMV. */
-    memcpy(db, dV, (size_t)O * sizeof *db);
-    for (int r = 1; r < B; r++) {
-        const float *row = dV + (size_t)r * O;
-        for (int o = 0; o < O; o++)
-            db[o] += row[o];
+    lin_job j = {.dX = dX, .dW = dW, .db = db, .dV = dV, .X = X, .W = W, .B = B, .I = I, .O = O};
+    int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
+    if (n == 1 && O > KERNEL_MAX_O) {
+        /* One share, OpenBLAS free to use the threads the caller allowed. */
+        gemm(threads, 1, 0, O, I, B, 1.0f, dV, O, X, I, 0.0f, dW, I);
+        bias_grad(&j, 0, O);
+        if (dX)
+            gemm(threads, 0, 0, B, I, O, 1.0f, dV, O, W, I, 0.0f, dX, I);
+        return;
     }
-    /* dX = dV·W   (dU = Wᵀ·dV) — only when the caller needs the input gradient */
-    if (dX)
-        gemm(threads, 0, 0, B, I, O, 1.0f, dV, O, W, I, 0.0f, dX, I);
+    pool_run(threads, n, backward_task, &j);
 }
