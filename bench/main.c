@@ -364,6 +364,20 @@ static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
     return st ? -1 : failures;
 }
 
+/* A step or epoch record from the repetitions v (samples/s); *sps gets their median. */
+static int measured(json_t *recs, const char *kind, const bench_model *bm, bp_impl impl, int B,
+                    int T, const double *v, int reps, long steps, long samples, double *sps)
+{
+    json_t *stats = bench_reps(v, reps);
+    *sps = stats ? json_real_value(json_object_get(stats, "median")) : 0;
+    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}", "kind",
+                               kind, "model", bm->name, "impl", bp_impl_name(impl), "batch", B,
+                               "threads", T, "unit", "samples/s", "samples_per_s", *sps,
+                               "gflops", *sps * bench_flops_per_sample(bm) * 1e-9,
+                               "steps_per_rep", (json_int_t)steps, "samples_per_rep",
+                               (json_int_t)samples), stats);
+}
+
 /* One model at thread count T: every batch size, the implementations interleaved per batch so
  * slow drifts in machine load hit them alike; a step and an epoch record each. Naive calls no
  * BLAS: it is timed at the first thread count only, and the report reuses it. */
@@ -377,7 +391,7 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
     bp_opt_config_default(&oc);
     oc.kind = BP_OPT_SGD;
     oc.sched = BP_SCHED_CONSTANT;
-    double *v = malloc((size_t)o->reps * sizeof *v), flops = bench_flops_per_sample(bm);
+    double *v = malloc((size_t)o->reps * sizeof *v);
     int st = v ? setup_make(&s, bm, o, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_opt_create(&opt, &oc, s.m->nparams, &err);
@@ -395,14 +409,8 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                 (st = bench_step(s.m, s.w, opt, impl, s.X, s.labels, B, o->lr, o->step_seconds,
                                  o->reps, v, &steps)))
                 break;
-            json_t *stats = bench_reps(v, o->reps);
-            double sps = stats ? json_real_value(json_object_get(stats, "median")) : 0;
-            st = add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}",
-                                     "kind", "step", "model", bm->name, "impl",
-                                     bp_impl_name(impl), "batch", B, "threads", T, "unit",
-                                     "samples/s", "samples_per_s", sps, "gflops",
-                                     sps * flops * 1e-9, "steps_per_rep", (json_int_t)steps,
-                                     "samples_per_rep", (json_int_t)steps * B), stats);
+            double sps = 0, eps = 0;
+            st = measured(recs, "step", bm, impl, B, T, v, o->reps, steps, steps * B, &sps);
             /* An epoch repetition is the whole set, unless the step rate says it would take
              * longer than --rep-seconds: then about that long in whole batches. */
             if (sps > 0 && n / sps > o->rep_seconds) {
@@ -410,17 +418,10 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                 b = b < 1 ? 1 : b;
                 n = b * B < n ? b * B : n;
             }
-            if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)))
+            if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)) ||
+                (st = measured(recs, "epoch", bm, impl, B, T, v, o->reps, (n + B - 1) / B, n,
+                               &eps)))
                 break;
-            json_t *es = bench_reps(v, o->reps);
-            double eps = es ? json_real_value(json_object_get(es, "median")) : 0;
-            st = add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}",
-                                     "kind", "epoch", "model", bm->name, "impl",
-                                     bp_impl_name(impl), "batch", B, "threads", T, "unit",
-                                     "samples/s", "samples_per_s", eps, "gflops",
-                                     eps * flops * 1e-9, "steps_per_rep",
-                                     (json_int_t)((n + B - 1) / B), "samples_per_rep",
-                                     (json_int_t)n), es);
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
                    "samples/s (%ld samples/rep)\n", bm->label, T, B, bp_impl_name(impl), sps,
                    eps, n);
