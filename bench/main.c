@@ -84,50 +84,54 @@ static int float_opt(const char *opt, const char *s, float *out, double lo, doub
     return opt_float("", opt, s, out) || range(opt, *out, lo, hi) ? -1 : 0;
 }
 
-/* "1,8,32" into out; the count, or −1 after saying why. */
-static int int_list(const char *opt, const char *s, int *out, int lo, int hi)
+static int thread_item(const char *opt, const char *t, int *v)
 {
-    char buf[256], *save = NULL;
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++)
-        if (n == MAX_LIST || int_opt(opt, t, &out[n], lo, hi)) {
-            if (n == MAX_LIST)
-                fprintf(stderr, "bp_bench: %s: at most %d values\n", opt, MAX_LIST);
-            return -1;
-        }
-    if (!n)
-        fprintf(stderr, "bp_bench: %s needs at least one value\n", opt);
-    return n ? n : -1;
+    return int_opt(opt, t, v, 1, 256);
 }
 
-/* "linear,mlp" or "naive,blas" into indices; the count, or −1. */
-static int name_list(const char *opt, const char *s, int *out, int max, int impls)
+static int batch_item(const char *opt, const char *t, int *v)
+{
+    return int_opt(opt, t, v, 1, 60000);
+}
+
+static int model_item(const char *opt, const char *t, int *v)
+{
+    for (*v = 0; *v < NMODELS; ++*v)
+        if (!strcmp(t, models[*v].name))
+            return 0;
+    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp)\n", opt, t);
+    return -1;
+}
+
+static int impl_item(const char *opt, const char *t, int *v)
+{
+    bp_error err;
+    bp_impl impl = BP_IMPL_BLAS;
+    int st = bp_impl_parse(t, &impl, &err);
+    *v = (int)impl;
+    return opt_parsed("", opt, st, &err);
+}
+
+/* "1,8,32" or "linear,mlp" into out, each value through item; the count, or −1 after saying
+ * why. */
+static int list(const char *opt, const char *s, int *out, int max,
+                int (*item)(const char *, const char *, int *))
 {
     char buf[256], *save = NULL;
     int n = 0;
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
-        bp_error err;
-        bp_impl impl = BP_IMPL_BLAS;
-        int k = -1, st = BP_OK;
-        if (impls)
-            st = bp_impl_parse(t, &impl, &err), k = (int)impl;
-        for (int i = 0; !impls && i < NMODELS; i++)
-            k = strcmp(t, models[i].name) ? k : i;
-        if (!impls && k < 0)
-            st = BP_ERR_ARG, snprintf(err.msg, sizeof err.msg, "unknown model '%s' (one of: "
-                                      "linear, mlp)", t);
-        if (opt_parsed("", opt, st, &err))
+    if (strlen(s) >= sizeof buf) {
+        fprintf(stderr, "bp_bench: %s: the list is longer than %zu bytes\n", opt, sizeof buf - 1);
+        return -1;
+    }
+    strcpy(buf, s);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            fprintf(stderr, "bp_bench: %s: at most %d values\n", opt, max);
+        if (n == max || item(opt, t, &out[n++]))
             return -1;
-        if (n == max) {
-            fprintf(stderr, "bp_bench: %s: at most %d names\n", opt, max);
-            return -1;
-        }
-        out[n] = k;
     }
     if (!n)
-        fprintf(stderr, "bp_bench: %s needs at least one name\n", opt);
+        fprintf(stderr, "bp_bench: %s needs at least one value\n", opt);
     return n ? n : -1;
 }
 
@@ -173,17 +177,17 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
         case O_QUICK: o->quick = 1; break;
         case O_NOREPORT: o->report = 0; break;
         case O_THREADS:
-            bad = (o->nthreads = int_list("--threads", optarg, o->threads, 1, 256)) < 0;
+            bad = (o->nthreads = list("--threads", optarg, o->threads, MAX_LIST, thread_item)) < 0;
             break;
         case O_BATCHES:
-            bad = (o->nbatches = int_list("--batches", optarg, o->batches, 1, 60000)) < 0;
+            bad = (o->nbatches = list("--batches", optarg, o->batches, MAX_LIST, batch_item)) < 0;
             batches_given = 1;
             break;
         case O_MODELS:
-            bad = (o->nmodels = name_list("--models", optarg, o->models, NMODELS, 0)) < 0;
+            bad = (o->nmodels = list("--models", optarg, o->models, NMODELS, model_item)) < 0;
             break;
         case O_IMPLS:
-            bad = (o->nimpls = name_list("--impls", optarg, k, 3, 1)) < 0;
+            bad = (o->nimpls = list("--impls", optarg, k, 3, impl_item)) < 0;
             for (int i = 0; i < o->nimpls; i++)
                 o->impls[i] = (bp_impl)k[i];
             break;

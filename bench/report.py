@@ -140,18 +140,21 @@ def targets_table(rows):
 
 def crossover(run, model, threads):
     """The smallest batch from which blas epochs beat naive's at every larger batch measured."""
-    first = None
+    first, seen = None, False
     for b in run.batches:
         s = run.speedup("epoch", model, "blas", b, threads)
         if s is None:
             continue
+        seen = True
         if s <= 1.0:
             first = None
         elif first is None:
             first = (b, s)
     s1 = run.speedup("epoch", model, "blas", 1, threads)
+    if not seen:
+        return "not measured (this run has no blas or no naive epochs)"
     text = (f"blas beats naive from batch {first[0]} on ({first[1]:.1f}× there)" if first
-            else "blas beats naive at no measured batch size from some size on")
+            else "blas does not beat naive at the largest batch measured")
     if s1 is not None:
         text += f"; at batch 1 blas runs at {s1:.2f}× naive"
     return text
