@@ -513,14 +513,15 @@ static int write_records(const char *path, json_t *head, json_t *recs)
     return BP_OK;
 }
 
-/* bench/report.py on the records: latest.md and latest.svg beside them. */
+/* bench/report.py on the records: latest.md and latest.svg beside them. python3 -S: without
+ * site-packages, so the renderer provably needs nothing beyond the standard library. */
 static int render(const char *path)
 {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        execl(BENCH_PYTHON, BENCH_PYTHON, BENCH_REPORT_PY, "--targets", BENCH_TARGETS, path,
-              (char *)NULL);
+        execl(BENCH_PYTHON, BENCH_PYTHON, "-S", BENCH_REPORT_PY, "--targets", BENCH_TARGETS,
+              path, (char *)NULL);
         fprintf(stderr, "bp_bench: cannot run %s: %s\n", BENCH_PYTHON, strerror(errno));
         _exit(127);
     }
