@@ -1,228 +1,597 @@
-/* bp_bench: validate, then time, then report (see bench.h for the files and the FLOP count,
- * bench/README.md for how to read the results). Exit codes: 0 ok, 1 validation failed or a
- * measurement or the report could not be made (an --out-dir that is not a writable directory
- * fails at once, before any timing), 2 bad usage. */
+/* bp_bench: validate, then measure, then write the records, then render them.
+ * OUT_DIR/latest.jsonl holds one JSON object per line: a header (machine, build, options), then
+ * one per validation check and per measurement (kind sgemm, step or epoch). bench/report.py
+ * renders it into latest.md and latest.svg and judges bench/targets.json. Exit status: 0 ok;
+ * 1 the implementations disagree (nothing is written), a measurement, the records file or the
+ * renderer failed, or --out-dir is not a writable directory (found before any timing); 2 bad
+ * usage. */
 #include "bench.h"
+#include "bench_config.h"
+#include "cli.h"
 
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-const bench_model bench_models[BENCH_MAX_MODELS] = {
+#define MAX_LIST 16
+#define PATH_LEN 1024 /* --out-dir and --data: longer paths are refused, never cut */
+#define NMODELS 2
+/* one line per record, keys in the order written, 7 significant digits */
+#define JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7))
+
+static const bench_model models[NMODELS] = {
     {"linear", "784→10", 1, {784, 10, 0}},
     {"mlp", "784-256-10 ReLU", 2, {784, 256, 10}},
 };
-const bp_impl bench_impls[BENCH_NIMPL] = {BP_IMPL_NAIVE, BP_IMPL_JACOBIAN, BP_IMPL_BLAS};
 
-/* Room for n more rows, so pointers to rows stay valid while they are added. */
-static int reserve_rows(bench_run *run, int n)
+typedef struct {
+    int quick, report;
+    int threads[MAX_LIST], nthreads, batches[MAX_LIST], nbatches, max_batch;
+    int models[NMODELS], nmodels;
+    bp_impl impls[3];
+    int nimpls, reps, sgemm_n;
+    float step_seconds, rep_seconds, tolerance, lr;
+    uint64_t seed;
+    const char *out_dir, *data_dir;
+} bench_opts;
+
+static void usage(void)
 {
-    if (run->nrows + n <= run->caprows)
-        return BP_OK;
-    int cap = run->caprows ? 2 * run->caprows : 64;
-    bench_row *p = realloc(run->rows, (size_t)cap * sizeof *p);
-    if (!p)
-        return BP_ERR_NOMEM;
-    run->rows = p;
-    run->caprows = cap;
-    return BP_OK;
+    printf("usage: bp_bench [OPTIONS]\n"
+           "Checks that every implementation's gradient agrees with naive, times the sgemm peak,\n"
+           "training steps and epochs, writes OUT_DIR/latest.jsonl and renders it with\n"
+           "bench/report.py into latest.md and latest.svg.\n\n"
+           "  --quick            seconds: batches 1,8,128, short repetitions, 512³ sgemm,\n"
+           "                     results into %s\n"
+           "  --threads LIST     OpenBLAS thread counts (1,2)\n"
+           "  --batches LIST     batch sizes (1,8,32,128,512,2048)\n"
+           "  --models LIST      linear (784→10), mlp (784-256-10 ReLU) (both)\n"
+           "  --impls LIST       naive, jacobian, blas (all; validation is against naive always)\n"
+           "  --reps N           timed repetitions after a warm-up (5)\n"
+           "  --step-seconds F   one step repetition lasts about F s (0.2; quick 0.003)\n"
+           "  --rep-seconds F    an epoch repetition is the whole training set, or about F s of\n"
+           "                     its first batches where that would take longer (2; quick 0.01)\n"
+           "  --sgemm N          the N³ sgemm whose best repetition is the peak (2048; quick 512)\n"
+           "  --tolerance F      max |g − g_naive| / max |g_naive|, and the loss's (1e-4)\n"
+           "  --data DIR         MNIST directory (%s); else synthetic data\n"
+           "  --out-dir DIR      an existing writable directory, checked first (%s)\n"
+           "  --seed N           initialisation and shuffling seed (1)\n"
+           "  --no-report        write latest.jsonl only; do not run the renderer\n",
+           BENCH_BUILD_DIR, BENCH_DATA_DIR, BENCH_RESULTS_DIR);
 }
 
-/* The real MNIST training set if it is there, else uniform random pixels and labels of the
- * same shape (the timing does not depend on the values; the report says which it was). The
- * validation and the step timing gather the first B samples, so a set smaller than the largest
- * batch is not used either (opts.c caps batches at the 60000 synthetic samples). */
-static int load_data(bench_run *run, bp_dataset **out)
+static int range(const char *opt, double v, double lo, double hi)
+{
+    if (v >= lo && v <= hi)
+        return 0;
+    fprintf(stderr, "bp_bench: %s: %g is outside %g to %g\n", opt, v, lo, hi);
+    return -1;
+}
+
+static int int_opt(const char *opt, const char *s, int *out, int lo, int hi)
+{
+    return opt_int("", opt, s, out) || range(opt, *out, lo, hi) ? -1 : 0;
+}
+
+static int float_opt(const char *opt, const char *s, float *out, double lo, double hi)
+{
+    return opt_float("", opt, s, out) || range(opt, *out, lo, hi) ? -1 : 0;
+}
+
+static int thread_item(const char *opt, const char *t, int *v)
+{
+    return int_opt(opt, t, v, 1, 256);
+}
+
+static int batch_item(const char *opt, const char *t, int *v)
+{
+    return int_opt(opt, t, v, 1, 60000);
+}
+
+static int model_item(const char *opt, const char *t, int *v)
+{
+    for (*v = 0; *v < NMODELS; ++*v)
+        if (!strcmp(t, models[*v].name))
+            return 0;
+    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp)\n", opt, t);
+    return -1;
+}
+
+static int impl_item(const char *opt, const char *t, int *v)
+{
+    bp_error err;
+    bp_impl impl = BP_IMPL_BLAS;
+    int st = bp_impl_parse(t, &impl, &err);
+    *v = (int)impl;
+    return opt_parsed("", opt, st, &err);
+}
+
+/* "1,8,32" or "linear,mlp" into out, each value through item; the count, or −1 after saying
+ * why. */
+static int list(const char *opt, const char *s, int *out, int max,
+                int (*item)(const char *, const char *, int *))
+{
+    char buf[256], *save = NULL;
+    int n = 0;
+    if (strlen(s) >= sizeof buf) {
+        fprintf(stderr, "bp_bench: %s: the list is longer than %zu bytes\n", opt, sizeof buf - 1);
+        return -1;
+    }
+    strcpy(buf, s);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            fprintf(stderr, "bp_bench: %s: at most %d values\n", opt, max);
+        if (n == max || item(opt, t, &out[n++]))
+            return -1;
+    }
+    if (!n)
+        fprintf(stderr, "bp_bench: %s needs at least one value\n", opt);
+    return n ? n : -1;
+}
+
+static int path_opt(const char *opt, const char *s, const char **out)
+{
+    size_t n = strlen(s);
+    if (!n)
+        fprintf(stderr, "bp_bench: %s needs a directory, not an empty string\n", opt);
+    else if (n >= PATH_LEN)
+        fprintf(stderr, "bp_bench: %s: the path is %zu bytes, longer than the %d this tool "
+                "takes: %.48s…\n", opt, n, PATH_LEN - 1, s);
+    else
+        *out = s;
+    return n && n < PATH_LEN ? 0 : -1;
+}
+
+/* 0 ok, 1 done (--help), 2 bad usage. */
+static int parse_opts(bench_opts *o, int argc, char **argv)
+{
+    enum { O_QUICK = 256, O_THREADS, O_BATCHES, O_MODELS, O_IMPLS, O_REPS, O_STEP, O_REP,
+           O_SGEMM, O_TOL, O_DATA, O_OUT, O_SEED, O_NOREPORT };
+    static const struct option lo[] = {
+        {"quick", no_argument, 0, O_QUICK}, {"threads", required_argument, 0, O_THREADS},
+        {"batches", required_argument, 0, O_BATCHES},
+        {"models", required_argument, 0, O_MODELS}, {"impls", required_argument, 0, O_IMPLS},
+        {"reps", required_argument, 0, O_REPS}, {"step-seconds", required_argument, 0, O_STEP},
+        {"rep-seconds", required_argument, 0, O_REP}, {"sgemm", required_argument, 0, O_SGEMM},
+        {"tolerance", required_argument, 0, O_TOL}, {"data", required_argument, 0, O_DATA},
+        {"out-dir", required_argument, 0, O_OUT}, {"seed", required_argument, 0, O_SEED},
+        {"no-report", no_argument, 0, O_NOREPORT}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (bench_opts){.report = 1, .threads = {1, 2}, .nthreads = 2,
+                      .batches = {1, 8, 32, 128, 512, 2048}, .nbatches = 6, .models = {0, 1},
+                      .nmodels = 2, .impls = {BP_IMPL_NAIVE, BP_IMPL_JACOBIAN, BP_IMPL_BLAS},
+                      .nimpls = 3, .reps = 5, .step_seconds = -1, .rep_seconds = -1,
+                      .sgemm_n = -1, .tolerance = 1e-4f, .lr = 0.01f, .seed = 1,
+                      .data_dir = BENCH_DATA_DIR};
+    int batches_given = 0, c, bad = 0, k[3];
+    cli_prog = "bp_bench";
+    opterr = 0;
+    optind = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_QUICK: o->quick = 1; break;
+        case O_NOREPORT: o->report = 0; break;
+        case O_THREADS:
+            bad = (o->nthreads = list("--threads", optarg, o->threads, MAX_LIST, thread_item)) < 0;
+            break;
+        case O_BATCHES:
+            bad = (o->nbatches = list("--batches", optarg, o->batches, MAX_LIST, batch_item)) < 0;
+            batches_given = 1;
+            break;
+        case O_MODELS:
+            bad = (o->nmodels = list("--models", optarg, o->models, NMODELS, model_item)) < 0;
+            break;
+        case O_IMPLS:
+            bad = (o->nimpls = list("--impls", optarg, k, 3, impl_item)) < 0;
+            for (int i = 0; i < o->nimpls; i++)
+                o->impls[i] = (bp_impl)k[i];
+            break;
+        case O_REPS: bad = int_opt("--reps", optarg, &o->reps, 1, 1000); break;
+        case O_SGEMM: bad = int_opt("--sgemm", optarg, &o->sgemm_n, 64, 8192); break;
+        case O_STEP: bad = float_opt("--step-seconds", optarg, &o->step_seconds, 1e-4, 60); break;
+        case O_REP: bad = float_opt("--rep-seconds", optarg, &o->rep_seconds, 1e-4, 600); break;
+        case O_TOL: bad = float_opt("--tolerance", optarg, &o->tolerance, 0, 1); break;
+        case O_SEED: bad = opt_u64("", "--seed", optarg, &o->seed); break;
+        case O_DATA: bad = path_opt("--data", optarg, &o->data_dir); break;
+        case O_OUT: bad = path_opt("--out-dir", optarg, &o->out_dir); break;
+        case 'h': usage(); return 1;
+        default: cli_opt_error("", c, argv, lo); return 2;
+        }
+    }
+    if (!bad && optind < argc)
+        fprintf(stderr, "bp_bench: unexpected argument '%s'\n", argv[optind]), bad = 1;
+    if (bad) {
+        fprintf(stderr, "Try 'bp_bench --help'.\n");
+        return 2;
+    }
+    if (o->quick && !batches_given)
+        memcpy(o->batches, (int[]){1, 8, 128}, 3 * sizeof(int)), o->nbatches = 3;
+    for (int i = 0; i < o->nbatches; i++)
+        o->max_batch = o->batches[i] > o->max_batch ? o->batches[i] : o->max_batch;
+    o->step_seconds = o->step_seconds > 0 ? o->step_seconds : o->quick ? 0.003f : 0.2f;
+    o->rep_seconds = o->rep_seconds > 0 ? o->rep_seconds : o->quick ? 0.01f : 2.0f;
+    o->sgemm_n = o->sgemm_n > 0 ? o->sgemm_n : o->quick ? 512 : 2048;
+    o->out_dir = o->out_dir ? o->out_dir : o->quick ? BENCH_BUILD_DIR : BENCH_RESULTS_DIR;
+    return 0;
+}
+
+/* Before any timing, the way the records will be written: a probe file created and removed. */
+static int check_out_dir(const char *dir, const char *path)
+{
+    struct stat sb;
+    bp_file *probe = NULL;
+    bp_error err;
+    if (stat(dir, &sb) != 0)
+        fprintf(stderr, "bp_bench: --out-dir %s: %s (the directory must exist)\n", dir,
+                strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        fprintf(stderr, "bp_bench: --out-dir %s: not a directory\n", dir);
+    else if (bp_file_create(&probe, path, &err) != BP_OK)
+        fprintf(stderr, "bp_bench: --out-dir %s: cannot write there: %s\n", dir, err.msg);
+    int ok = probe != NULL;
+    bp_file_abort(probe);
+    return ok ? BP_OK : BP_ERR_IO;
+}
+
+/* The MNIST training set if it is there and holds the largest batch, else 60000 uniformly
+ * random samples of its shape (the timing does not depend on the values); why goes in desc. */
+static bp_dataset *load_data(const bench_opts *o, char *desc, size_t len, int *synthetic)
 {
     bp_dataset *train = NULL, *test = NULL;
     bp_error err;
-    char why[1100];
-    snprintf(why, sizeof why, "no MNIST in %s", run->opt.data_dir);
-    if (bp_dataset_load_dir(run->opt.data_dir, &train, &test, &err) == BP_OK &&
-        train->dim == 784) {
-        if (train->n >= (uint32_t)run->opt.max_batch) {
-            bp_dataset_free(test);
-            snprintf(run->data_desc, sizeof run->data_desc, "MNIST training set from %s",
-                     run->opt.data_dir);
-            *out = train;
-            return BP_OK;
-        }
-        snprintf(why, sizeof why,
-                 "the training set in %s has %u samples, fewer than the largest batch, %d",
-                 run->opt.data_dir, train->n, run->opt.max_batch);
-    }
-    bp_dataset_free(train);
+    int st = bp_dataset_load_dir(o->data_dir, &train, &test, &err);
     bp_dataset_free(test);
-    run->synthetic = 1;
-    snprintf(run->data_desc, sizeof run->data_desc,
-             "synthetic: uniform random uint8 pixels and labels (%s)", why);
+    if (!st && train->dim == 784 && train->n >= (uint32_t)o->max_batch) {
+        snprintf(desc, len, "MNIST training set from %s", o->data_dir);
+        return train;
+    }
+    snprintf(desc, len, "synthetic: uniform random uint8 pixels and labels (%s in %s)",
+             st ? "no MNIST" : "too few or too wide samples", o->data_dir);
+    bp_dataset_free(train);
+    *synthetic = 1;
     bp_dataset *ds = calloc(1, sizeof *ds);
     if (!ds)
-        return BP_ERR_NOMEM;
-    ds->n = 60000, ds->rows = ds->cols = 28, ds->dim = 784, ds->classes = BP_CLASSES;
+        return NULL;
+    *ds = (bp_dataset){.n = 60000, .rows = 28, .cols = 28, .dim = 784, .classes = BP_CLASSES};
     ds->pixels = malloc((size_t)ds->n * ds->dim);
     ds->labels = malloc(ds->n);
     if (!ds->pixels || !ds->labels) {
         bp_dataset_free(ds);
-        return BP_ERR_NOMEM;
+        return NULL;
     }
     bp_rng rng;
-    bp_rng_seed(&rng, run->opt.seed);
+    bp_rng_seed(&rng, o->seed);
     for (size_t i = 0; i < (size_t)ds->n * ds->dim; i++)
         ds->pixels[i] = (uint8_t)bp_rng_below(&rng, 256);
     for (uint32_t i = 0; i < ds->n; i++)
         ds->labels[i] = (uint8_t)bp_rng_below(&rng, BP_CLASSES);
-    *out = ds;
-    return BP_OK;
+    return ds;
 }
 
-/* Samples per epoch repetition: the whole set, unless the step timing says that would take
- * longer than --rep-seconds; then about that long in whole batches (at least one). */
-static long epoch_samples(const bench_run *run, int B, double est_sps)
+/* JSON has no NaN or infinity: null for them. */
+static json_t *num(double v)
 {
-    long n = (long)run->nsamples;
-    if (est_sps <= 0 || n / est_sps <= run->opt.rep_seconds)
-        return n;
-    long batches = (long)(run->opt.rep_seconds * est_sps / B + 0.5);
-    long s = (batches < 1 ? 1 : batches) * B;
-    return s < n ? s : n;
+    return v - v == 0 ? json_real(v) : json_null();
 }
 
-/* Step and epoch timing of one model at one thread count, every batch size and impl. */
-static int time_model(bench_run *run, const bp_dataset *ds, int mi, int ti)
+/* rec, with extra's fields merged in, appended to recs; BP_ERR_NOMEM if either is NULL (out of
+ * memory). Takes both references. */
+static int add(json_t *recs, json_t *rec, json_t *extra)
 {
-    const bench_opts *o = &run->opt;
-    const bench_model *bm = &bench_models[mi];
-    int T = o->threads[ti], maxB = o->max_batch, st;
-    bp_model *m = NULL;
-    bp_work *w = NULL;
+    int ok = rec && extra && json_object_update(rec, extra) == 0 &&
+             json_array_append(recs, rec) == 0;
+    json_decref(rec);
+    json_decref(extra);
+    return ok ? BP_OK : BP_ERR_NOMEM;
+}
+
+/* A model, its work on threads[0] and a batch buffer for the largest batch. */
+typedef struct {
+    bp_model *m;
+    bp_work *w;
+    float *X;
+    uint8_t *labels;
+} setup;
+
+static int setup_make(setup *s, const bench_model *bm, const bench_opts *o, bp_error *err)
+{
+    *s = (setup){0};
+    s->X = malloc((size_t)o->max_batch * 784 * sizeof *s->X);
+    s->labels = malloc((size_t)o->max_batch);
+    int st = s->X && s->labels ? bp_model_create(&s->m, bm->sizes, bm->nlayers, BP_ACT_RELU, err)
+                               : BP_ERR_NOMEM;
+    if (!st)
+        st = bp_work_create(&s->w, s->m, o->max_batch, o->threads[0], err);
+    return st ? st : bp_model_init(s->m, BP_INIT_AUTO, o->seed, err);
+}
+
+static void setup_free(setup *s)
+{
+    bp_work_free(s->w);
+    bp_model_free(s->m);
+    free(s->X);
+    free(s->labels);
+}
+
+/* On the benchmark's own batches (the first B samples, as the step timing uses them), at every
+ * thread count, bp_grad_agree of each implementation against naive: the gradient block and the
+ * loss within the tolerance. The number of failures, or −1 if the check could not run. */
+static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
+{
+    int failures = 0, st = BP_OK;
+    for (int mi = 0; mi < o->nmodels && !st; mi++) {
+        const bench_model *bm = &models[o->models[mi]];
+        setup s;
+        bp_error err = {0};
+        st = setup_make(&s, bm, o, &err);
+        for (int bi = 0; bi < o->nbatches && !st; bi++) {
+            int B = o->batches[bi];
+            bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
+            for (int ti = 0; ti < o->nthreads && !st; ti++)
+                for (int k = 0; k < o->nimpls && !st; k++) {
+                    bp_agreement a;
+                    bp_impl impl = o->impls[k];
+                    if (impl == BP_IMPL_NAIVE)
+                        continue;
+                    bp_work_set_threads(s.w, o->threads[ti]);
+                    if ((st = bp_grad_agree(s.m, s.w, impl, BP_IMPL_NAIVE, s.X, s.labels, B, &a,
+                                            &err)))
+                        break;
+                    int ok = a.grad_rel <= o->tolerance && a.loss_rel <= o->tolerance;
+                    failures += !ok;
+                    if (!ok)
+                        fprintf(stderr, "bp_bench: VALIDATION FAILED: %s %s batch %d, %d "
+                                "thread(s): gradient differs from naive by %.3g of max |g| "
+                                "(loss by %.3g), tolerance %.3g\n", bm->label,
+                                bp_impl_name(impl), B, o->threads[ti], a.grad_rel, a.loss_rel,
+                                (double)o->tolerance);
+                    st = add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, "
+                                             "s:f, s:b}", "kind", "validation", "model",
+                                             bm->name, "impl", bp_impl_name(impl), "ref",
+                                             "naive", "batch", B, "threads", o->threads[ti],
+                                             "grad_rel", num(a.grad_rel), "tensor_rel",
+                                             num(a.tensor_rel), "loss_rel", num(a.loss_rel),
+                                             "tolerance", (double)o->tolerance, "ok", ok),
+                             json_object());
+                }
+        }
+        if (st)
+            fprintf(stderr, "bp_bench: validation of %s could not run: %s\n", bm->label,
+                    err.msg[0] ? err.msg : bp_status_str(st));
+        setup_free(&s);
+    }
+    return st ? -1 : failures;
+}
+
+/* A step or epoch record from the repetitions v (samples/s); *sps gets their median. */
+static int measured(json_t *recs, const char *kind, const bench_model *bm, bp_impl impl, int B,
+                    int T, const double *v, int reps, long steps, long samples, double *sps)
+{
+    json_t *stats = bench_reps(v, reps);
+    *sps = stats ? json_real_value(json_object_get(stats, "median")) : 0;
+    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}", "kind",
+                               kind, "model", bm->name, "impl", bp_impl_name(impl), "batch", B,
+                               "threads", T, "unit", "samples/s", "samples_per_s", *sps,
+                               "gflops", *sps * bench_flops_per_sample(bm) * 1e-9,
+                               "steps_per_rep", (json_int_t)steps, "samples_per_rep",
+                               (json_int_t)samples), stats);
+}
+
+/* One model at thread count T: every batch size, the implementations interleaved per batch so
+ * slow drifts in machine load hit them alike; a step and an epoch record each. Naive calls no
+ * BLAS: it is timed at the first thread count only, and the report reuses it. */
+static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_model *bm, int T,
+                      json_t *recs)
+{
+    setup s;
     bp_opt *opt = NULL;
-    bp_error err;
+    bp_error err = {0};
     bp_opt_config oc;
     bp_opt_config_default(&oc);
     oc.kind = BP_OPT_SGD;
     oc.sched = BP_SCHED_CONSTANT;
-    float *X = malloc((size_t)maxB * ds->dim * sizeof *X);
-    uint8_t *labels = malloc((size_t)maxB);
-    st = X && labels ? bp_model_create(&m, bm->sizes, bm->nlayers, BP_ACT_RELU, &err)
-                     : BP_ERR_NOMEM;
+    double *v = malloc((size_t)o->reps * sizeof *v);
+    int st = v ? setup_make(&s, bm, o, &err) : BP_ERR_NOMEM;
     if (!st)
-        st = bp_work_create(&w, m, maxB, T, &err);
+        st = bp_opt_create(&opt, &oc, s.m->nparams, &err);
     if (!st)
-        st = bp_opt_create(&opt, &oc, m->nparams, &err);
+        bp_work_set_threads(s.w, T);
     for (int bi = 0; bi < o->nbatches && !st; bi++) {
         int B = o->batches[bi];
-        bp_dataset_gather(ds, NULL, 0, B, X, labels);
-        /* Impls interleaved per batch size, so slow drifts in machine load hit all alike. */
-        for (int k = 0; k < BENCH_NIMPL && !st; k++) {
-            bp_impl impl = bench_impls[k];
-            if ((st = reserve_rows(run, 2)))
-                break;
-            bench_row *r[2];
-            for (int kind = 0; kind < 2; kind++) {
-                r[kind] = &run->rows[run->nrows++];
-                memset(r[kind], 0, sizeof *r[kind]);
-                if (impl == BP_IMPL_NAIVE && ti > 0) {
-                    /* Naive calls no BLAS: timed once, at the first thread setting. */
-                    const bench_row *src = bench_find(run, (bench_kind)kind, mi, o->threads[0],
-                                                      B, impl);
-                    *r[kind] = *src;
-                    r[kind]->threads = T;
-                }
-            }
-            if (impl == BP_IMPL_NAIVE && ti > 0)
+        bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
+        for (int k = 0; k < o->nimpls && !st; k++) {
+            bp_impl impl = o->impls[k];
+            long steps = 0, n = (long)ds->n;
+            if (impl == BP_IMPL_NAIVE && T != o->threads[0])
                 continue;
-            bench_row *rs = r[0], *re = r[1];
-            rs->kind = BENCH_STEP, re->kind = BENCH_EPOCH;
-            rs->model = re->model = mi;
-            rs->threads = re->threads = rs->timed_threads = re->timed_threads = T;
-            rs->batch = re->batch = B;
-            rs->impl = re->impl = impl;
-            rs->reps = re->reps = o->reps;
-            if ((st = bp_model_init(m, BP_INIT_AUTO, o->seed, &err)))
+            if ((st = bp_model_init(s.m, BP_INIT_AUTO, o->seed, &err)) ||
+                (st = bench_step(s.m, s.w, opt, impl, s.X, s.labels, B, o->lr, o->step_seconds,
+                                 o->reps, v, &steps)))
                 break;
-            st = bench_time_step(m, w, opt, impl, X, labels, B, o->lr, o->step_seconds, o->reps,
-                                 &rs->sps, &rs->steps_per_rep);
-            rs->samples_per_rep = rs->steps_per_rep * B;
-            if (st)
-                break;
-            re->samples_per_rep = epoch_samples(run, B, rs->sps.med);
-            re->steps_per_rep = (re->samples_per_rep + B - 1) / B;
-            st = bench_time_epoch(bm, ds, impl, B, T, re->samples_per_rep, o, &re->sps);
-            if (st)
+            double sps = 0, eps = 0;
+            st = measured(recs, "step", bm, impl, B, T, v, o->reps, steps, steps * B, &sps);
+            /* An epoch repetition is the whole set, unless the step rate says it would take
+             * longer than --rep-seconds: then about that long in whole batches. */
+            if (sps > 0 && n / sps > o->rep_seconds) {
+                long b = (long)(o->rep_seconds * sps / B + 0.5);
+                b = b < 1 ? 1 : b;
+                n = b * B < n ? b * B : n;
+            }
+            if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)) ||
+                (st = measured(recs, "epoch", bm, impl, B, T, v, o->reps, (n + B - 1) / B, n,
+                               &eps)))
                 break;
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
-                   "samples/s (%ld samples/rep)\n",
-                   bm->label, T, B, bp_impl_name(impl), rs->sps.med, re->sps.med,
-                   re->samples_per_rep);
+                   "samples/s (%ld samples/rep)\n", bm->label, T, B, bp_impl_name(impl), sps,
+                   eps, n);
             fflush(stdout);
         }
     }
     if (st)
         fprintf(stderr, "bp_bench: timing %s failed: %s\n", bm->label, bp_status_str(st));
-    free(X);
-    free(labels);
+    if (v)
+        setup_free(&s);
     bp_opt_free(opt);
-    bp_work_free(w);
-    bp_model_free(m);
+    free(v);
     return st;
+}
+
+static json_t *int_array(const int *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+static json_t *header(const bench_opts *o, const char *date, json_t *load_before, double wall,
+                      const char *data_desc, int synthetic, uint32_t nsamples)
+{
+    json_t *names = json_array(), *ms = json_array();
+    for (int i = 0; names && i < o->nimpls; i++)
+        json_array_append_new(names, json_string(bp_impl_name(o->impls[i])));
+    for (int i = 0; ms && i < o->nmodels; i++) {
+        const bench_model *bm = &models[o->models[i]];
+        json_array_append_new(ms, json_pack("{s:s, s:s, s:o, s:f}", "name", bm->name, "label",
+                                            bm->label, "sizes",
+                                            int_array(bm->sizes, bm->nlayers + 1),
+                                            "flops_per_sample", bench_flops_per_sample(bm)));
+    }
+    json_t *h = json_pack("{s:s, s:i, s:s, s:s, s:f, s:o, s:o, s:{s:b, s:i, s:s}, "
+                          "s:{s:o, s:o, s:o, s:i, s:f, s:f, s:i, s:f, s:f, s:I}, s:o}",
+                          "kind", "header", "schema", 2, "mode", o->quick ? "quick" : "full",
+                          "date_utc", date, "wall_seconds", wall, "loadavg_before", load_before,
+                          "loadavg_after", bench_loadavg(), "data", "synthetic", synthetic,
+                          "samples", (int)nsamples, "description", data_desc, "options",
+                          "threads", int_array(o->threads, o->nthreads), "batches",
+                          int_array(o->batches, o->nbatches), "impls", names, "reps", o->reps,
+                          "step_seconds", (double)o->step_seconds, "rep_seconds",
+                          (double)o->rep_seconds, "sgemm_n", o->sgemm_n, "tolerance",
+                          (double)o->tolerance, "lr", (double)o->lr, "seed",
+                          (json_int_t)o->seed, "models", ms);
+    json_t *sys = bench_sysinfo();
+    if (!h || !sys || json_object_update(h, sys)) {
+        json_decref(h);
+        h = NULL;
+    }
+    json_decref(sys);
+    return h;
+}
+
+/* The header and the records to path, whole or not at all (bp_file: a temporary, flushed and
+ * fsynced, renamed over the old file). */
+static int write_records(const char *path, json_t *head, json_t *recs)
+{
+    bp_file *f = NULL;
+    bp_error err;
+    size_t i;
+    json_t *r;
+    if (bp_file_create(&f, path, &err) != BP_OK) {
+        fprintf(stderr, "bp_bench: %s\n", err.msg);
+        return BP_ERR_IO;
+    }
+    FILE *s = bp_file_stream(f);
+    int bad = json_dumpf(head, s, JSON_FLAGS) || fputc('\n', s) == EOF;
+    json_array_foreach(recs, i, r)
+        bad = bad || json_dumpf(r, s, JSON_FLAGS) || fputc('\n', s) == EOF;
+    errno = 0;
+    if (bad || fflush(s) || ferror(s) || fsync(fileno(s))) {
+        fprintf(stderr, "bp_bench: writing %s failed (%s); it was not changed\n", path,
+                errno ? strerror(errno) : "write error");
+        bp_file_abort(f);
+        return BP_ERR_IO;
+    }
+    if (bp_file_commit(f, &err) != BP_OK) {
+        fprintf(stderr, "bp_bench: %s\n", err.msg);
+        return BP_ERR_IO;
+    }
+    return BP_OK;
+}
+
+/* bench/report.py on the records: latest.md and latest.svg beside them. python3 -S: without
+ * site-packages, so the renderer provably needs nothing beyond the standard library. */
+static int render(const char *path)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(BENCH_PYTHON, BENCH_PYTHON, "-S", BENCH_REPORT_PY, "--targets", BENCH_TARGETS,
+              path, (char *)NULL);
+        fprintf(stderr, "bp_bench: cannot run %s: %s\n", BENCH_PYTHON, strerror(errno));
+        _exit(127);
+    }
+    int ws = 0;
+    if (pid < 0 || waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws) || WEXITSTATUS(ws)) {
+        fprintf(stderr, "bp_bench: the renderer failed on %s (%s)\n", path,
+                pid < 0 ? strerror(errno) : "see above");
+        return 1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    static bench_run run; /* large (the validation records): not on the stack */
-    int st = bench_parse_opts(&run.opt, argc, argv);
+    bench_opts o;
+    int st = parse_opts(&o, argc, argv), synthetic = 0;
     if (st)
         return st == 1 ? 0 : 2;
     double t0 = bp_now();
-    const bench_opts *o = &run.opt;
-    /* Before anything is timed: an unusable --out-dir fails now, not after the full run. */
-    if (bench_check_out_dir(o->out_dir) != BP_OK)
+    char path[PATH_LEN + 16], date[32] = "unknown", desc[1200];
+    snprintf(path, sizeof path, "%s/latest.jsonl", o.out_dir);
+    if (check_out_dir(o.out_dir, path) != BP_OK)
         return 1;
-    bench_sysinfo_read(&run.sys);
-    bp_dataset *ds = NULL;
-    if (load_data(&run, &ds)) {
-        fprintf(stderr, "bp_bench: out of memory for the dataset\n");
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm))
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *load_before = bench_loadavg(), *recs = json_array();
+    bp_dataset *ds = load_data(&o, desc, sizeof desc, &synthetic);
+    if (!ds || !recs) {
+        fprintf(stderr, "bp_bench: out of memory for the data set\n");
         return 1;
     }
-    run.nsamples = ds->n;
-    printf("bp_bench (%s): %s; OpenBLAS core %s, OPENBLAS_CORETYPE %s; load %.2f\n",
-           o->quick ? "quick" : "full", run.data_desc, run.sys.blas_core, run.sys.coretype_env,
-           run.sys.load_before[0]);
+    printf("bp_bench (%s): %s; OpenBLAS core %s\n", o.quick ? "quick" : "full", desc,
+           bp_blas_corename());
 
-    int fails = bench_validate(&run, ds);
+    int fails = validate(&o, ds, recs);
     if (fails) {
-        fprintf(stderr, "bp_bench: %s; no timings reported\n",
-                fails < 0 ? "validation could not run" : "gradients disagree with naive");
-        bp_dataset_free(ds);
+        fprintf(stderr, "bp_bench: %s; no results written\n",
+                fails < 0 ? "the validation could not run" : "gradients disagree with naive");
         return 1;
     }
-    printf("validation: %d gradient checks against naive within %.1e\n", run.nchecks,
-           o->tolerance);
-
-    for (int ti = 0; ti < o->nthreads && !st; ti++) {
-        bench_sgemm *g = &run.sgemm[run.nsgemm++];
-        g->threads = o->threads[ti];
-        g->n = o->sgemm_n;
-        st = bench_sgemm_peak(o->sgemm_n, o->reps, g->threads, &g->gflops);
-        if (st)
+    printf("validation: %zu gradient checks against naive within %.1e\n", json_array_size(recs),
+           (double)o.tolerance);
+    double *v = malloc((size_t)o.reps * sizeof *v);
+    st = v ? BP_OK : BP_ERR_NOMEM;
+    for (int ti = 0; ti < o.nthreads && !st; ti++) {
+        int T = o.threads[ti];
+        if ((st = bench_sgemm(o.sgemm_n, T, o.reps, v)))
             break;
-        printf("sgemm %d³, %d thread(s): peak %.1f GFLOP/s (best of %d; median %.1f)\n", g->n,
-               g->threads, g->gflops.max, o->reps, g->gflops.med);
-        for (int mi = 0; mi < o->nmodels && !st; mi++)
-            st = time_model(&run, ds, o->models[mi], ti);
+        json_t *stats = bench_reps(v, o.reps);
+        double peak = stats ? json_real_value(json_object_get(stats, "max")) : 0;
+        st = add(recs, json_pack("{s:s, s:i, s:i, s:s, s:f}", "kind", "sgemm", "threads", T, "n",
+                                 o.sgemm_n, "unit", "GFLOP/s", "peak_gflops", peak), stats);
+        printf("sgemm %d³, %d thread(s): peak %.1f GFLOP/s (best of %d)\n", o.sgemm_n, T, peak,
+               o.reps);
+        for (int mi = 0; mi < o.nmodels && !st; mi++)
+            st = time_model(&o, ds, &models[o.models[mi]], T, recs);
     }
+    free(v);
+    json_t *head = st ? NULL : header(&o, date, load_before, bp_now() - t0, desc, synthetic,
+                                      ds->n);
     bp_dataset_free(ds);
-    if (st) {
-        free(run.rows);
+    if (!st && !head)
+        fprintf(stderr, "bp_bench: out of memory for the header\n");
+    st = st || !head ? 1 : write_records(path, head, recs);
+    json_decref(head);
+    json_decref(recs);
+    if (st)
         return 1;
-    }
-    bench_analyze(&run);
-    bench_loadavg(run.sys.load_after);
-    run.wall_seconds = bp_now() - t0;
-    st = bench_write_reports(&run, o->out_dir);
-    if (!st)
-        printf("wrote %s/latest.md and latest.json in %.1f s\n", o->out_dir, run.wall_seconds);
-    free(run.rows);
-    return st ? 1 : 0;
+    printf("wrote %s (%.1f s)\n", path, bp_now() - t0);
+    return o.report ? render(path) : 0;
 }

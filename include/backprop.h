@@ -205,6 +205,30 @@ BP_API int bp_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const 
 BP_API int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *labels,
                       int B, float *probs, double *loss_sum, int *correct, bp_error *err);
 
+/* ---- two implementations against each other (src/agree.c) ---- */
+/* How far one pass is from a reference pass, each measure a relative difference
+ *   rel(g, g_ref) = max_i |g_i − g_ref,i| / max_i |g_ref,i|   (max |g − g_ref| if g_ref is 0):
+ * grad_rel over the whole flat gradient block (every W and b), tensor_rel the worst of rel
+ * taken over each W_l and each b_l on its own, dX_rel over dL/dX. A NaN in either pass makes
+ * the measure NaN, and NaN fails every `<= tolerance`. */
+typedef struct {
+    double grad_rel;
+    double tensor_rel;
+    double dX_rel;
+    double loss, loss_ref;   /* the summed losses of the two passes */
+    double loss_rel;         /* |loss − loss_ref| / |loss_ref| (the plain difference at 0) */
+    int correct, correct_ref;/* correct arg-max predictions of each pass */
+} bp_agreement;
+
+/* Runs bp_grad with ref and then with impl on the same batch X[B, sizes[0]], labels[B], from
+ * the same parameters (bp_grad changes none), and fills *out. m->grads and every dX entry are
+ * set to NaN before each pass, so an entry a pass leaves unwritten shows as NaN. On return
+ * m->grads holds impl's gradient. Allocates a copy of the reference gradient and the two dX
+ * (freed before it returns): BP_ERR_NOMEM if that fails, else bp_grad's status (B outside
+ * 1..the work's max_batch, a bad label or impl: BP_ERR_ARG). Thread count: the work's. */
+BP_API int bp_grad_agree(bp_model *m, bp_work *w, bp_impl impl, bp_impl ref, const float *X,
+                         const uint8_t *labels, int B, bp_agreement *out, bp_error *err);
+
 /* ---- evaluation ---- */
 #define BP_EVAL_BATCH 1000 /* the default evaluation batch: any size gives the same numbers */
 

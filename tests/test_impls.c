@@ -1,9 +1,10 @@
 /* The three implementations of one training step must agree: blas (batched GEMMs, fused
  * dV = (Y − T)/B), jacobian (the same GEMMs with dL/dy = −T/(B·Y) and the explicit softmax
- * Jacobian) and naive (the seminar's per-sample loops). Compared: every gradient tensor in
- * m->grads, dX, the summed loss and the count of correct predictions, for B = 1, 7, 128 on
- * 784→10 and three MLPs. Also: bp_forward matches the step's loss, and bad arguments are
- * refused.
+ * Jacobian) and naive (the seminar's per-sample loops). Compared through bp_grad_agree, the
+ * library's one agreement check that the benchmark's validation uses too: the whole gradient
+ * block, every tensor on its own (each W_l and b_l), dX, the summed loss and the count of
+ * correct predictions, for B = 1, 7, 128 on 784→10 and three MLPs. Also: bp_forward matches the
+ * step's loss, bp_grad without dX gives the same gradients, and bad arguments are refused.
  *
  * Tolerance: the implementations differ only in float summation order (GEMM blocking vs plain
  * loops, 784-long dot products) and in the two algebraically equal softmax backward forms. Each
@@ -11,9 +12,10 @@
  * magnitude of the summands; we bound max |a − b| by IMPL_REL_TOL · max |gradient| of the tensor
  * (1e-5: the largest difference measured on these cases is ~5e-7, so a 20× margin, while any
  * real formula difference — a factor of B, a sign, a missing act' — is of the order of the
- * gradient itself). The loss sums are compared with
- * relative tolerance 1e-5 and the correct counts must be equal (the random logits are nowhere
- * near a tie at float precision). */
+ * gradient itself). The loss sums are compared with relative tolerance 1e-5 and the correct
+ * counts must be equal (the random logits are nowhere near a tie at float precision).
+ * bp_grad_agree poisons its outputs with NaN before each pass, so a gradient a pass does not
+ * overwrite fails here as NaN. */
 #include "check.h"
 #include "fixtures.h"
 
@@ -23,39 +25,29 @@
 #define IMPL_REL_TOL 1e-5
 #define LOSS_REL_TOL 1e-5
 
-typedef struct {
-    float *grads, *dX;
-    double loss;
-    int correct;
-} result;
-
-static void compare(const char *what, const bp_model *m, const result *ref, const result *r,
-                    int B, const char *ref_name, const char *name)
+/* impl against ref on one model and batch, every measure bp_grad_agree reports. */
+static void compare(const char *what, bp_model *m, bp_work *w, bp_impl impl, bp_impl ref,
+                    const float *X, const uint8_t *labels, int B)
 {
     char label[160];
-    for (int l = 0; l < m->nlayers; l++) {
-        int I = m->sizes[l], O = m->sizes[l + 1];
-        size_t offW = (size_t)(m->dW[l] - m->grads), offb = (size_t)(m->db[l] - m->grads);
-        double scale = check_max_abs(ref->grads + offW, (size_t)O * I);
-        CHECKF(scale > 0, "%s: reference dW%d is all zero", what, l);
-        snprintf(label, sizeof label, "%.60s %s vs %s dW%d /max", what, name, ref_name, l);
-        CHECK_MAXDIFF(label,
-                      check_max_abs_diff(ref->grads + offW, r->grads + offW, (size_t)O * I) / scale,
-                      IMPL_REL_TOL);
-        scale = check_max_abs(ref->grads + offb, (size_t)O);
-        snprintf(label, sizeof label, "%.60s %s vs %s db%d /max", what, name, ref_name, l);
-        CHECK_MAXDIFF(label,
-                      check_max_abs_diff(ref->grads + offb, r->grads + offb, (size_t)O) / scale,
-                      IMPL_REL_TOL);
-    }
-    size_t nx = (size_t)B * m->sizes[0];
-    double scale = check_max_abs(ref->dX, nx);
+    bp_agreement a;
+    bp_error err = {0};
+    const char *name = bp_impl_name(impl), *ref_name = bp_impl_name(ref);
+    if (!CHECKF(bp_grad_agree(m, w, impl, ref, X, labels, B, &a, &err) == BP_OK, "%s: %s", what,
+                err.msg))
+        return;
+    snprintf(label, sizeof label, "%.60s %s vs %s grads /max", what, name, ref_name);
+    CHECK_MAXDIFF(label, a.grad_rel, IMPL_REL_TOL);
+    snprintf(label, sizeof label, "%.60s %s vs %s worst tensor", what, name, ref_name);
+    CHECK_MAXDIFF(label, a.tensor_rel, IMPL_REL_TOL);
     snprintf(label, sizeof label, "%.60s %s vs %s dX /max", what, name, ref_name);
-    CHECK_MAXDIFF(label, check_max_abs_diff(ref->dX, r->dX, nx) / scale, IMPL_REL_TOL);
+    CHECK_MAXDIFF(label, a.dX_rel, IMPL_REL_TOL);
     snprintf(label, sizeof label, "%.60s %s vs %s loss_sum rel", what, name, ref_name);
-    CHECK_MAXDIFF(label, fabs(ref->loss - r->loss) / fabs(ref->loss), LOSS_REL_TOL);
-    CHECKF(ref->correct == r->correct, "%s: correct %d (%s) vs %d (%s)", what, ref->correct,
-           ref_name, r->correct, name);
+    CHECK_MAXDIFF(label, a.loss_rel, LOSS_REL_TOL);
+    CHECK(isfinite(a.loss_ref) && a.loss_ref > 0);
+    CHECK(a.correct_ref >= 0 && a.correct_ref <= B);
+    CHECKF(a.correct == a.correct_ref, "%s: correct %d (%s) vs %d (%s)", what, a.correct, name,
+           a.correct_ref, ref_name);
 }
 
 static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
@@ -67,48 +59,30 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
     if (n > 0 && (size_t)n < sizeof what)
         snprintf(what + n, sizeof what - (size_t)n, " %s B=%d", L > 1 ? bp_act_name(act) : "softmax", B);
 
-    const bp_impl impls[3] = {BP_IMPL_BLAS, BP_IMPL_JACOBIAN, BP_IMPL_NAIVE};
     bp_model *m = fx_model(sizes, L, act, seed);
     bp_work *w = NULL;
     bp_error err = {0};
     size_t nx = (size_t)B * sizes[0];
-    float *X = malloc(nx * sizeof *X);
+    float *X = malloc(nx * sizeof *X), *dX = malloc(nx * sizeof *dX);
     uint8_t *labels = malloc((size_t)B);
     float *probs = malloc((size_t)B * sizes[L] * sizeof *probs);
-    result res[3] = {{0}};
-    if (!CHECK(m && X && labels && probs))
+    float *grads = m ? malloc(m->nparams * sizeof *grads) : NULL;
+    if (!CHECK(m && X && dX && labels && probs && grads))
         goto done;
     if (!CHECKF(bp_work_create(&w, m, B, 0, &err) == BP_OK, "%s", err.msg))
         goto done;
     fx_batch(X, labels, B, sizes[0], sizes[L], seed + 1);
-    for (int k = 0; k < 3; k++) {
-        res[k].grads = malloc(m->nparams * sizeof(float));
-        res[k].dX = malloc(nx * sizeof(float));
-        if (!CHECK(res[k].grads && res[k].dX))
-            goto done;
-        /* Poison the outputs: a step must overwrite every gradient, not accumulate into it. */
-        for (size_t i = 0; i < m->nparams; i++)
-            m->grads[i] = 1e3f;
-        for (size_t i = 0; i < nx; i++)
-            res[k].dX[i] = 1e3f;
-        res[k].loss = NAN;
-        res[k].correct = -1;
-        CHECK_INT_EQ(bp_grad(m, w, impls[k], X, labels, B, &res[k].loss, &res[k].correct,
-                                  res[k].dX, NULL),
-                     BP_OK);
-        memcpy(res[k].grads, m->grads, m->nparams * sizeof(float));
-        CHECK(isfinite(res[k].loss) && res[k].loss > 0);
-        CHECK(res[k].correct >= 0 && res[k].correct <= B);
-    }
-    compare(what, m, &res[0], &res[1], B, "blas", "jacobian");
-    compare(what, m, &res[0], &res[2], B, "blas", "naive");
+    compare(what, m, w, BP_IMPL_JACOBIAN, BP_IMPL_BLAS, X, labels, B);
+    compare(what, m, w, BP_IMPL_NAIVE, BP_IMPL_BLAS, X, labels, B);
 
     /* The forward-only pass reports the same loss and hits, and probabilities that sum to 1. */
-    double fl = NAN;
-    int fc = -1;
+    double loss = NAN, fl = NAN;
+    int correct = -1, fc = -1;
+    CHECK_INT_EQ(bp_grad(m, w, BP_IMPL_BLAS, X, labels, B, &loss, &correct, dX, NULL), BP_OK);
+    memcpy(grads, m->grads, m->nparams * sizeof *grads);
     CHECK_INT_EQ(bp_forward(m, w, X, labels, B, probs, &fl, &fc, NULL), BP_OK);
-    CHECK_NEAR(fl, res[0].loss, LOSS_REL_TOL * res[0].loss);
-    CHECK_INT_EQ(fc, res[0].correct);
+    CHECK_NEAR(fl, loss, LOSS_REL_TOL * loss);
+    CHECK_INT_EQ(fc, correct);
     double worst = 0.0;
     for (int b = 0; b < B; b++) {
         double s = 0.0;
@@ -124,15 +98,13 @@ static void run(const int *sizes, int L, bp_act act, int B, uint64_t seed)
      * gradient is simply not formed). */
     CHECK_INT_EQ(bp_grad(m, w, BP_IMPL_BLAS, X, labels, B, NULL, NULL, NULL, NULL), BP_OK);
     snprintf(label, sizeof label, "%.60s blas dX=NULL vs dX grads", what);
-    CHECK_MAXDIFF(label, check_max_abs_diff(m->grads, res[0].grads, m->nparams), 0.0);
+    CHECK_MAXDIFF(label, check_max_abs_diff(m->grads, grads, m->nparams), 0.0);
 done:
-    for (int k = 0; k < 3; k++) {
-        free(res[k].grads);
-        free(res[k].dX);
-    }
     bp_work_free(w);
     bp_model_free(m);
     free(X);
+    free(dX);
+    free(grads);
     free(labels);
     free(probs);
 }
@@ -163,6 +135,19 @@ static void bad_arguments(void)
     int correct = 0;
     CHECKF(bp_forward(m, w, X, labels, 4, NULL, &loss, &correct, NULL) == BP_ERR_ARG,
            "bp_forward accepted label 3 for a 3-class model (loss %g)", loss);
+    /* bp_grad_agree passes bp_grad's refusals on, and checks its own pointers. */
+    bp_agreement a;
+    labels[2] = 2;
+    CHECK_INT_EQ(bp_grad_agree(m, w, BP_IMPL_BLAS, BP_IMPL_NAIVE, X, labels, 5, &a, &err),
+                 BP_ERR_ARG);
+    CHECK_INT_EQ(bp_grad_agree(m, w, (bp_impl)7, BP_IMPL_NAIVE, X, labels, 4, &a, &err),
+                 BP_ERR_ARG);
+    CHECK_INT_EQ(bp_grad_agree(m, w, BP_IMPL_BLAS, BP_IMPL_NAIVE, X, labels, 4, NULL, &err),
+                 BP_ERR_ARG);
+    /* The same implementation twice, one thread: the same sums in the same order, exactly. */
+    CHECK_INT_EQ(bp_grad_agree(m, w, BP_IMPL_BLAS, BP_IMPL_BLAS, X, labels, 4, &a, &err), BP_OK);
+    CHECKF(a.grad_rel == 0 && a.tensor_rel == 0 && a.dX_rel == 0 && a.loss_rel == 0,
+           "blas vs blas: %g %g %g %g", a.grad_rel, a.tensor_rel, a.dX_rel, a.loss_rel);
     bp_work *w0 = w;
     CHECK_INT_EQ(bp_work_create(&w0, m, 0, 0, &err), BP_ERR_ARG);
     CHECK(w0 == NULL);

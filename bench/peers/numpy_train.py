@@ -55,20 +55,12 @@ import numpy as np  # noqa: E402  (deliberately after the environment is set)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import blasinfo  # noqa: E402  (instrumentation only: which OpenBLAS numpy loaded)
+from idx import read_idx as idx_bytes  # noqa: E402  (the one IDX reader of both peers)
 
 
 def read_idx(path):
-    """An IDX file of unsigned bytes (magic 0x0000 08 NDIM, big-endian sizes, then the data)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        sys.exit(f"{path}: not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        sys.exit(f"{path}: {data.size} bytes of data, the header says {shape}")
-    return data.reshape(shape)
+    raw, offset, shape = idx_bytes(path)
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def load(split):

@@ -68,22 +68,11 @@ torch.set_num_interop_threads(1)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import blasinfo  # noqa: E402  (instrumentation only: which OpenBLAS torch loaded)
+from idx import read_idx as idx_bytes  # noqa: E402  (the one IDX reader of both peers)
 
 
 def read_idx(path):
-    """An IDX file of unsigned bytes (magic 0x0000 08 NDIM, big-endian sizes, then the data)."""
-    with open(path, "rb") as f:
-        raw = bytearray(f.read())  # writable, so torch.frombuffer does not warn
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        sys.exit(f"{path}: not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    count = 1
-    for d in shape:
-        count *= d
-    if len(raw) - offset != count:
-        sys.exit(f"{path}: {len(raw) - offset} bytes of data, the header says {shape}")
+    raw, offset, shape = idx_bytes(path)
     return torch.frombuffer(raw, dtype=torch.uint8, offset=offset).reshape(shape)
 
 

@@ -7,6 +7,10 @@
 
 #define EXIT_USAGE 2
 
+/* The program the messages below name first: "backprop" (the tool; then "backprop CMD: …"). The
+ * benchmark sets "bp_bench" and passes cmd "", so its messages read "bp_bench: …". */
+extern const char *cli_prog;
+
 /* Each parser returns 0 and stores the value, or prints "backprop CMD: --opt: …" and returns
  * −1. They check syntax only (a complete number that fits the type; NaN, infinities and a
  * non-zero value that rounds to 0 in single precision are refused): the library checks the

@@ -10,13 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *cli_prog = "backprop";
+/* "backprop train", or the program alone when cmd is "" (the benchmark's own options). */
+#define WHO "%s%s%s"
+#define WHO_ARGS(cmd) cli_prog, *(cmd) ? " " : "", (cmd)
+
 int opt_int(const char *cmd, const char *opt, const char *s, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (end == s || *end || errno || v < INT_MIN || v > INT_MAX) {
-        fprintf(stderr, "backprop %s: %s: expected an integer, got '%s'\n", cmd, opt, s);
+        fprintf(stderr, WHO ": %s: expected an integer, got '%s'\n", WHO_ARGS(cmd), opt, s);
         return -1;
     }
     *out = (int)v;
@@ -29,7 +34,7 @@ int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (end == s || *end || errno || s[strspn(s, " \t\n\v\f\r")] == '-') {
-        fprintf(stderr, "backprop %s: %s: expected a non-negative integer, got '%s'\n", cmd, opt,
+        fprintf(stderr, WHO ": %s: expected a non-negative integer, got '%s'\n", WHO_ARGS(cmd), opt,
                 s);
         return -1;
     }
@@ -43,11 +48,11 @@ int opt_float(const char *cmd, const char *opt, const char *s, float *out)
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || *end || !isfinite(v) || fabs(v) > FLT_MAX) {
-        fprintf(stderr, "backprop %s: %s: expected a finite number, got '%s'\n", cmd, opt, s);
+        fprintf(stderr, WHO ": %s: expected a finite number, got '%s'\n", WHO_ARGS(cmd), opt, s);
         return -1;
     }
     if (v != 0.0 && (float)v == 0.0f) { /* e.g. 1e-50: 0 as a float, which means "default" */
-        fprintf(stderr, "backprop %s: %s: %g is too small for single precision\n", cmd, opt, v);
+        fprintf(stderr, WHO ": %s: %g is too small for single precision\n", WHO_ARGS(cmd), opt, v);
         return -1;
     }
     *out = (float)v;
@@ -66,13 +71,13 @@ int opt_widths(const char *cmd, const char *opt, const char *s, int *widths, int
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 1 || v > BP_MAX_WIDTH || (*end && *end != ',')) {
             fprintf(stderr,
-                    "backprop %s: %s: expected widths like 256 or 512,256 (each 1 to %d), "
+                    WHO ": %s: expected widths like 256 or 512,256 (each 1 to %d), "
                     "got '%s'\n",
-                    cmd, opt, BP_MAX_WIDTH, s);
+                    WHO_ARGS(cmd), opt, BP_MAX_WIDTH, s);
             return -1;
         }
         if (*n == max) {
-            fprintf(stderr, "backprop %s: %s: at most %d hidden layers\n", cmd, opt, max);
+            fprintf(stderr, WHO ": %s: at most %d hidden layers\n", WHO_ARGS(cmd), opt, max);
             return -1;
         }
         widths[(*n)++] = (int)v;
@@ -86,7 +91,7 @@ int opt_parsed(const char *cmd, const char *opt, int st, const bp_error *err)
 {
     if (st == BP_OK)
         return 0;
-    fprintf(stderr, "backprop %s: %s: %s\n", cmd, opt, err->msg);
+    fprintf(stderr, WHO ": %s: %s\n", WHO_ARGS(cmd), opt, err->msg);
     return -1;
 }
 
@@ -95,18 +100,18 @@ void cli_error(const char *cmd, const bp_error *err, const char *const *flags)
     size_t n = strlen(err->field);
     for (int i = 0; n && flags && flags[i]; i += 2)
         if (strcmp(flags[i], err->field) == 0 && strncmp(err->msg, err->field, n) == 0) {
-            fprintf(stderr, "backprop %s: %s%s\n", cmd, flags[i + 1], err->msg + n);
+            fprintf(stderr, WHO ": %s%s\n", WHO_ARGS(cmd), flags[i + 1], err->msg + n);
             return;
         }
-    fprintf(stderr, "backprop %s: %s\n", cmd, err->msg);
+    fprintf(stderr, WHO ": %s\n", WHO_ARGS(cmd), err->msg);
 }
 
 int cli_threads(const char *cmd, int requested)
 {
     int capped = 0, n = bp_threads_resolve(requested, &capped);
     if (capped)
-        fprintf(stderr, "backprop %s: warning: more threads requested than the %d cores online; "
-                "using %d\n", cmd, n, n);
+        fprintf(stderr, WHO ": warning: more threads requested than the %d cores online; "
+                "using %d\n", WHO_ARGS(cmd), n, n);
     return n;
 }
 
@@ -120,7 +125,7 @@ int cli_load_model(const char *cmd, const char *path, bp_model **m, bp_model_inf
     bp_error err = {0};
     int st = bp_model_load(path, m, info, NULL, &err);
     if (st) {
-        fprintf(stderr, "backprop %s: %s\n", cmd, err.msg);
+        fprintf(stderr, WHO ": %s\n", WHO_ARGS(cmd), err.msg);
         return cli_exit(st);
     }
     return 0;
@@ -170,17 +175,17 @@ static void long_opt_error(const char *cmd, int c, const char *arg, const struct
         }
     int hit = exact >= 0 ? exact : matches == 1 ? first : -1;
     if (c == ':' && hit >= 0)
-        fprintf(stderr, "backprop %s: --%s needs a value\n", cmd, lo[hit].name);
+        fprintf(stderr, WHO ": --%s needs a value\n", WHO_ARGS(cmd), lo[hit].name);
     else if (hit >= 0 && eq && lo[hit].has_arg == no_argument)
-        fprintf(stderr, "backprop %s: --%s takes no value (got '%s')\n", cmd, lo[hit].name, arg);
+        fprintf(stderr, WHO ": --%s takes no value (got '%s')\n", WHO_ARGS(cmd), lo[hit].name, arg);
     else if (hit < 0 && matches > 1) {
-        fprintf(stderr, "backprop %s: ambiguous option '--%.*s' (could be", cmd, (int)len, name);
+        fprintf(stderr, WHO ": ambiguous option '--%.*s' (could be", WHO_ARGS(cmd), (int)len, name);
         for (int i = 0; lo[i].name; i++)
             if (strncmp(lo[i].name, name, len) == 0)
                 fprintf(stderr, " --%s", lo[i].name);
         fprintf(stderr, ")\n");
     } else
-        fprintf(stderr, "backprop %s: unknown option '--%.*s'\n", cmd, (int)len, name);
+        fprintf(stderr, WHO ": unknown option '--%.*s'\n", WHO_ARGS(cmd), (int)len, name);
 }
 
 int cli_opt_error(const char *cmd, int c, char **argv, const struct option *longopts)
@@ -195,9 +200,9 @@ int cli_opt_error(const char *cmd, int c, char **argv, const struct option *long
     if (!short_opt && strncmp(arg, "--", 2) == 0 && arg[2])
         long_opt_error(cmd, c, arg, longopts);
     else if (short_opt)
-        fprintf(stderr, "backprop %s: unknown option '-%c'\n", cmd, (char)optopt);
+        fprintf(stderr, WHO ": unknown option '-%c'\n", WHO_ARGS(cmd), (char)optopt);
     else
-        fprintf(stderr, "backprop %s: unknown option '%s'\n", cmd, arg);
-    fprintf(stderr, "Try 'backprop %s --help'.\n", cmd);
+        fprintf(stderr, WHO ": unknown option '%s'\n", WHO_ARGS(cmd), arg);
+    fprintf(stderr, "Try '" WHO " --help'.\n", WHO_ARGS(cmd));
     return -1;
 }

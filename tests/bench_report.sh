@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# bench/report.py on records with known numbers: every target judged as the numbers say (met,
+# miss, not measured), naive's single timing reused at the second thread count, the SVG well
+# formed with one panel per model and thread count, files written with the umask's mode; and
+# records it cannot use refused with exit status 1 and no output left behind.
+#
+# usage: bench_report.sh PYTHON3 bench/report.py bench/targets.json
+set -u
+py=${1:?usage: bench_report.sh PYTHON3 REPORT_PY TARGETS_JSON}
+report=${2:?}
+targets=${3:?}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bp-test-bench-report.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+checks=0
+check() { # DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    checks=$((checks + 1))
+    if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fails=$((fails + 1)); fi
+}
+
+# epoch and step records: kind model impl batch threads samples/s gflops
+rec() {
+    printf '{"kind":"%s","model":"%s","impl":"%s","batch":%d,"threads":%d,"unit":"samples/s",' "${@:1:5}"
+    printf '"samples_per_s":%s,"gflops":%s,"steps_per_rep":1,"samples_per_rep":%d,' "$6" "$7" "$4"
+    printf '"reps":[%s],"median":%s,"min":%s,"max":%s}\n' "$6" "$6" "$6" "$6"
+}
+{
+    echo '{"kind":"header","schema":2,"mode":"full","date_utc":"2026-01-01T00:00:00Z",'`
+        `'"commit":"abc1234","wall_seconds":1,"loadavg_before":[0,0,0],"loadavg_after":[0,0,0],'`
+        `'"data":{"description":"test"},"options":{"threads":[1,2],"batches":[1,128],'`
+        `'"impls":["naive","jacobian","blas"],"reps":1,"step_seconds":0.2,"rep_seconds":2,'`
+        `'"tolerance":1e-4,"lr":0.01,"seed":1},"models":[{"name":"linear","label":"784→10"},'`
+        `'{"name":"mlp","label":"784-256-10 ReLU"}],"machine":{},"blas":{},"build":{}}'
+    for t in 1 2; do
+        echo '{"kind":"sgemm","threads":'$t',"n":2048,"unit":"GFLOP/s","peak_gflops":'$((100 * t))`
+            `',"reps":['$((100 * t))'],"median":'$((100 * t))',"min":'$((100 * t))',"max":'$((100 * t))'}'
+    done
+    echo '{"kind":"validation","model":"linear","impl":"blas","ref":"naive","batch":128,'`
+        `'"threads":1,"grad_rel":1e-7,"tensor_rel":1e-7,"loss_rel":1e-8,"tolerance":1e-4,"ok":true}'
+    rec epoch linear naive 128 1 100000 3.1
+    rec epoch linear blas 128 1 1300000 40.8 # 13x naive: met
+    rec epoch linear blas 128 2 1100000 34.5 # 11x naive, timed once at 1 thread: miss
+    rec epoch linear naive 1 1 90000 2.8
+    rec epoch linear blas 1 1 80000 2.5
+    rec epoch mlp blas 128 2 200000 170 # 170 of 200 GFLOP/s = 85 %: met
+    rec step mlp blas 128 2 210000 171.8
+} >"$tmp/latest.jsonl"
+
+check "renders" "$py" -S "$report" --targets "$targets" "$tmp/latest.jsonl" >"$tmp/out"
+md=$tmp/latest.md
+check "784→10 1 thread met at 13×" grep -q '1 thread: blas epochs at least 12× naive | 13.0× | ≥ 12× | .* | met |' "$md"
+check "784→10 2 threads missed at 11× (naive reused)" grep -q '2 threads: blas epochs at least 12× naive | 11.0× | ≥ 12× | .* | miss |' "$md"
+check "MLP at 85.0 % of the peak met" grep -q '| 85.0 % (170.0 of 200.0 GFLOP/s) | ≥ 85 % | .* | met |' "$md"
+check "targets table on stdout" grep -q '| met |' "$tmp/out"
+check "naive marked † at 2 threads" grep -q '| 128 | naive† | 100 000 |' "$md"
+check "blas wins from batch 128, loses at batch 1" grep -q \
+    '784→10, 1 thread: blas beats naive from batch 128 on (13.0× there); at batch 1 blas runs at 0.89× naive' "$md"
+check "the markdown links the chart" grep -q '](latest.svg)' "$md"
+check "the SVG is XML with 4 panels" "$py" -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+panels = [g for g in root.iter("{http://www.w3.org/2000/svg}g")]
+sys.exit(0 if len(panels) == 4 else 1)' "$tmp/latest.svg"
+check "outputs follow the umask" test "$(stat -c %a "$md")" = "$(printf '%o' $((0666 & ~0$(umask))))"
+
+# What it must refuse, leaving nothing behind.
+mkdir "$tmp/bad"
+printf '{"kind":"epoch"}\n' >"$tmp/bad/noheader.jsonl"
+printf 'not json\n' >"$tmp/bad/garbage.jsonl"
+for f in noheader garbage; do
+    "$py" -S "$report" --targets "$targets" "$tmp/bad/$f.jsonl" >/dev/null 2>"$tmp/err"
+    check "$f.jsonl refused with status 1" test $? -eq 1
+done
+printf '{bad' >"$tmp/bad/targets.json"
+"$py" -S "$report" --targets "$tmp/bad/targets.json" "$tmp/latest.jsonl" --out-dir "$tmp/bad" \
+    >/dev/null 2>"$tmp/err"
+check "a broken targets file is refused by name" grep -q "bad/targets.json: not a targets file" "$tmp/err"
+check "nothing written for refused input" test -z "$(cd "$tmp/bad" && ls -A | grep -v -e '\.jsonl$' -e '^targets.json$')"
+
+echo "$checks checks, $fails failed"
+[[ $fails -eq 0 ]]
