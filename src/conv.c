@@ -22,6 +22,19 @@ void conv_shape_of(conv_shape *s, const bp_layer *ly)
     s->pw = ly->pad == BP_PAD_SAME ? (ly->kw - 1) / 2 : 0;
 }
 
+/* The output columns ox whose input column ox·stride + j − pw lies inside [0, W): [*lo, *hi). */
+static void valid_cols(const conv_shape *s, int j, int *lo, int *hi)
+{
+    int off = j - s->pw, st = s->stride;
+    /* ox·st + off ≥ 0  ⇔  ox ≥ ⌈−off/st⌉;  ox·st + off ≤ W − 1  ⇔  ox ≤ ⌊(W − 1 − off)/st⌋ */
+    int l = off >= 0 ? 0 : (-off + st - 1) / st;
+    int h = s->W - 1 - off < 0 ? 0 : (s->W - 1 - off) / st + 1;
+    *lo = l < s->OW ? l : s->OW;
+    *hi = h < s->OW ? h : s->OW;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 void im2col(const float *x, const conv_shape *s, float *col, size_t ld)
 {
     for (int c = 0; c < s->C; c++)
@@ -29,6 +42,8 @@ void im2col(const float *x, const conv_shape *s, float *col, size_t ld)
             for (int j = 0; j < s->kw; j++) {
                 float *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
                 const float *plane = x + (size_t)c * s->H * s->W;
+                int lo, hi;
+                valid_cols(s, j, &lo, &hi);
                 for (int oy = 0; oy < s->OH; oy++) {
                     int y = oy * s->stride + i - s->ph;
                     float *r = row + (size_t)oy * s->OW;
@@ -36,11 +51,19 @@ void im2col(const float *x, const conv_shape *s, float *col, size_t ld)
                         memset(r, 0, (size_t)s->OW * sizeof *r);
                         continue;
                     }
+                    /* the padding at both ends, the pixels in between */
                     const float *line = plane + (size_t)y * s->W;
-                    for (int ox = 0; ox < s->OW; ox++) {
-                        int xx = ox * s->stride + j - s->pw;
-                        r[ox] = xx >= 0 && xx < s->W ? line[xx] : 0.0f;
-                    }
+                    int off = j - s->pw;
+                    for (int ox = 0; ox < lo; ox++)
+                        r[ox] = 0.0f;
+                    if (s->stride == 1) /* rows are short: a loop beats memcpy's call */
+                        for (int ox = lo; ox < hi; ox++)
+                            r[ox] = line[ox + off];
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            r[ox] = line[ox * s->stride + off];
+                    for (int ox = hi; ox < s->OW; ox++)
+                        r[ox] = 0.0f;
                 }
             }
 }
@@ -52,17 +75,17 @@ void col2im(const float *col, const conv_shape *s, float *dx, size_t ld)
             for (int j = 0; j < s->kw; j++) {
                 const float *row = col + (size_t)((c * s->kh + i) * s->kw + j) * ld;
                 float *plane = dx + (size_t)c * s->H * s->W;
+                int lo, hi;
+                valid_cols(s, j, &lo, &hi);
                 for (int oy = 0; oy < s->OH; oy++) {
                     int y = oy * s->stride + i - s->ph;
                     if (y < 0 || y >= s->H)
                         continue;
                     const float *r = row + (size_t)oy * s->OW;
                     float *line = plane + (size_t)y * s->W;
-                    for (int ox = 0; ox < s->OW; ox++) {
-                        int xx = ox * s->stride + j - s->pw;
-                        if (xx >= 0 && xx < s->W)
-                            line[xx] += r[ox];
-                    }
+                    int off = j - s->pw;
+                    for (int ox = lo; ox < hi; ox++)
+                        line[ox * s->stride + off] += r[ox];
                 }
             }
 }
@@ -108,7 +131,7 @@ void conv_forward(int threads, float *Y, const float *X, const float *W, const f
 
 void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
                    const float *X, const float *W, int B, const conv_shape *s, float *col,
-                   float *tmp, int chunk)
+                   float *tmp, int chunk, int have_col)
 {
     size_t P = (size_t)s->OH * s->OW, in = (size_t)s->C * s->H * s->W, out = (size_t)s->O * P;
     int K = s->C * s->kh * s->kw;
@@ -130,7 +153,8 @@ void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY
                 acc += r[p];
             db[o] += acc;
         }
-        for (int k = 0; k < n; k++)
+        /* the forward pass's columns are still there when one chunk held the whole batch */
+        for (int k = 0; k < n && !(have_col && chunk >= B); k++)
             im2col(X + (size_t)(s0 + k) * in, s, col + (size_t)k * P, ld);
         /* dW (+)= dT·colᵀ: overwritten by the first chunk, accumulated by the others */
         gemm(threads, 0, 1, s->O, K, (int)ld, 1.0f, tmp, (int)ld, col, (int)ld,

@@ -69,9 +69,10 @@ int conv_chunk(const conv_shape *s, int max_batch);
 size_t conv_scratch_floats(const conv_shape *s, int max_batch);
 void conv_forward(int threads, float *Y, const float *X, const float *W, const float *b, int B,
                   const conv_shape *s, float *col, float *tmp, int chunk);
+/* have_col: col still holds the forward pass's columns of X (a single chunk, chunk ≥ B). */
 void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
                    const float *X, const float *W, int B, const conv_shape *s, float *col,
-                   float *tmp, int chunk);
+                   float *tmp, int chunk, int have_col);
 
 /* pool.c: k×k windows with stride k over [B, C, H, W] → [B, C, H/k, W/k] (floor). Max pooling
  * records in arg the input index (within the sample) each output came from; backward routes
@@ -107,6 +108,8 @@ struct bp_work {
     float *mask[BP_MAX_LIST];   /* dropout layers: the masks of the last bp_grad */
     int32_t *arg[BP_MAX_LIST];  /* max pools: the arg-max of each output */
     float *col, *ctmp;          /* conv2d: the im2col chunk and its GEMM's output */
+    float *ccol[BP_MAX_LIST];   /* conv2d whose batch fits one chunk: its own columns, kept
+                                 * from forward to backward (else NULL: col, recomputed) */
     size_t col_floats;          /* their size, each */
     float *V;                   /* logits [B, C] */
     float *Y;                   /* probabilities [B, C] */

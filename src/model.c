@@ -238,6 +238,8 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
             conv_shape_of(&s, ly);
             size_t c = conv_scratch_floats(&s, max_batch);
             col = c > col ? c : col;
+            if (conv_chunk(&s, max_batch) >= max_batch)
+                floats += c; /* its own columns, kept for the backward pass */
         }
     }
     size_t nd = 2 * (maxw > (size_t)I0 ? maxw : (size_t)I0);
@@ -272,6 +274,12 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
         }
         if (ly->kind == BP_LAYER_MAXPOOL)
             w->arg[i] = q, q += Bz * o;
+        if (ly->kind == BP_LAYER_CONV2D) {
+            conv_shape s;
+            conv_shape_of(&s, ly);
+            if (conv_chunk(&s, max_batch) >= max_batch)
+                w->ccol[i] = p, p += conv_scratch_floats(&s, max_batch);
+        }
     }
     w->Y = p, p += Bz * C;
     w->D[0] = p, p += Bz * maxw;

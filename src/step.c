@@ -38,8 +38,8 @@ void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, in
         case BP_LAYER_CONV2D: {
             conv_shape s;
             conv_shape_of(&s, ly);
-            conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s, w->col,
-                         w->ctmp, conv_chunk(&s, w->max_batch));
+            conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s,
+                         w->ccol[i] ? w->ccol[i] : w->col, w->ctmp, conv_chunk(&s, w->max_batch));
             break;
         }
         case BP_LAYER_MAXPOOL:
@@ -90,8 +90,8 @@ static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
-                          m->W[ly->param], B, &s, w->col, w->ctmp,
-                          conv_chunk(&s, w->max_batch));
+                          m->W[ly->param], B, &s, w->ccol[i] ? w->ccol[i] : w->col, w->ctmp,
+                          conv_chunk(&s, w->max_batch), w->ccol[i] != NULL);
             break;
         }
         case BP_LAYER_MAXPOOL:
