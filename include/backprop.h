@@ -243,8 +243,9 @@ BP_API void bp_work_set_seed(bp_work *w, uint64_t seed, long step);
 BP_API int bp_work_threads(const bp_work *w);
 BP_API void bp_work_free(bp_work *w);
 
-/* Gradients of the mean cross-entropy on one batch X[B, sizes[0]] with labels[B], forward and
- * backward through every layer: writes them into m->grads (overwritten, not accumulated) and
+/* Gradients of the mean cross-entropy on one batch X[B, sizes[0]] (NCHW for a CNN: each row is
+ * the image's channels, rows, columns) with labels[B], forward and backward through every
+ * layer, dropout drawing its masks (bp_work_set_seed): writes them into m->grads (overwritten, not accumulated) and
  * changes no parameter. The summed (not mean) loss goes to *loss_sum and the number of correct
  * arg-max predictions to *correct (either may be NULL). dX, if not NULL, receives dL/dX
  * [B, sizes[0]]. BP_ERR_ARG, with a message, for B outside 1..max_batch, a label not below the
@@ -414,7 +415,9 @@ BP_API int bp_png_write(const char *path, const uint8_t *pixels, uint32_t width,
  * (rows·cols must be the input width) in a diverging colour map (blue negative, white 0, red
  * positive; each tile scaled to its own largest |w|), tiles in a grid. For a softmax
  * regression these are the ten class templates, in class order; for an MLP, the max_tiles
- * units with the largest weight norms (0: all, up to 100), largest first. PNG through bp_file. */
+ * units with the largest weight norms (0: all, up to 100), largest first. For a model whose first
+ * parameter layer is a conv2d: its filters (input channel 0), one kh×kw tile per output channel
+ * in channel order, up to max_tiles (rows and cols are then not used). PNG through bp_file. */
 BP_API int bp_picture_weights(const char *path, const bp_model *m, uint32_t rows, uint32_t cols,
                               int max_tiles, bp_error *err);
 
