@@ -481,8 +481,9 @@ typedef struct {
 /* Compares impl's float gradient on one batch with central differences (step h) of a
  * double-precision forward pass, for every parameter tensor and the input X. At most per_tensor
  * entries of each tensor are drawn (0: all), chosen by the seed; with ReLU, drawn entries whose
- * ±h evaluations differ in the sign of some hidden pre-activation are skipped (checked +
- * skipped = drawn); an entry with a non-finite analytic gradient is never skipped. res needs
+ * ±h evaluations differ in the sign of some hidden pre-activation, or in the arg-max of some
+ * max-pool window, are skipped (checked + skipped = drawn); dropout uses the masks of the
+ * analytic pass; an entry with a non-finite analytic gradient is never skipped. res needs
  * 2·nlayers + 1 entries; *nres gets their number. The analytic gradient runs on threads as
  * for bp_threads_resolve. Checks B and h first (bp_gradcheck_check). */
 BP_API int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,
