@@ -1,12 +1,15 @@
-/* One forward and backward pass through the whole stack, in the three implementations of
+/* One forward and backward pass through the whole layer list, in the three implementations of
  * --impl:
  *   blas:     batched GEMMs, softmax and cross-entropy fused to dV = (Y − T)/B
  *   jacobian: the same GEMMs, but dL/dy = −T/(B·Y) then Jᵀ·dL/dy with the explicit Jacobian
  *   naive:    the seminar's per-sample loops (naive.c)
- * Forward for L linear layers (H0 = X, act between layers, none after the last):
- *   Zl = H(l)·Wlᵀ + 1·blᵀ,  H(l+1) = act(Zl),  V = Z(L−1),  Y = softmax(V)
- * Backward, from dV down:
- *   dWl = dZlᵀ·H(l),  dbl = dZlᵀ·1,  dH(l) = dZl·Wl,  dZ(l−1) = dH(l) ⊙ act'(Z(l−1))  (l > 0) */
+ * Forward, layer i from H(i−1) (H(−1) = X) to H(i), the last one's output the logits V:
+ *   linear  H = H(i−1)·Wᵀ + 1·bᵀ          act      H = f(H(i−1)) (in place after linear/conv)
+ *   conv2d  im2col + GEMM (conv.c)          pools    pool.c
+ *   flatten the same buffer                 dropout  H = H(i−1) ⊙ mask (bp_grad only)
+ * Backward, from dV down, each layer from dL/dH(i) to dL/dH(i−1) and its dW, db (for an MLP:
+ *   dWl = dZlᵀ·H(l),  dbl = dZlᵀ·1,  dH(l) = dZl·Wl,  dZ(l−1) = dH(l) ⊙ act'(Z(l−1)));
+ * two buffers (w->D) take turns holding the gradient (docs/derivation.md §7, §13). */
 #include "internal.h"
 
 #include <string.h>
