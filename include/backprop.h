@@ -149,26 +149,85 @@ BP_API const char *bp_blas_corename(void); /* the kernel family OpenBLAS chose f
 BP_API const char *bp_kernel_name(void);
 BP_API int bp_kernel_select(const char *name, bp_error *err);
 
-/* ---- models: [linear → act]* → linear → softmax + cross-entropy ---- */
-#define BP_MAX_LAYERS 16
+/* ---- models: an ordered list of typed layers → softmax + cross-entropy ----
+ * A model is a list of layers, each a forward/backward pair with its output shape inferred from
+ * its input's. Activations are NCHW: one sample is C channels of H×W, row-major, exactly as
+ * PyTorch lays out a [B, C, H, W] tensor; a flat vector of n values has shape (n, 1, 1). The
+ * MLP of bp_model_create is the list linear, act, linear, …, linear. */
+#define BP_MAX_LAYERS 16     /* layers with parameters (linear, conv2d) */
+#define BP_MAX_LIST 64       /* layers in the list, those without parameters included */
 #define BP_MAX_WIDTH (1 << 20) /* the widest layer, and the largest input, a model may have */
+#define BP_MAX_CHANNELS 4096   /* conv2d output channels */
+#define BP_MAX_KERNEL 15       /* conv2d kernel side */
+
+typedef enum {
+    BP_LAYER_LINEAR,  /* y = W·x + b over the flattened input (c, h, w order); units outputs */
+    BP_LAYER_ACT,     /* act elementwise */
+    BP_LAYER_CONV2D,  /* units output channels, kernel kh×kw, stride, padding, with bias */
+    BP_LAYER_MAXPOOL, /* window kh×kh, stride kh (floor: a ragged edge is dropped) */
+    BP_LAYER_AVGPOOL, /* the same windows, their mean */
+    BP_LAYER_FLATTEN, /* (c, h, w) → (c·h·w, 1, 1); no data moves */
+    BP_LAYER_DROPOUT, /* inverted dropout of rate p, in bp_grad only (bp_forward: identity) */
+} bp_layer_kind;
+typedef enum { BP_PAD_VALID, BP_PAD_SAME } bp_padding; /* same: odd kernels, stride 1 */
 
 typedef struct {
-    int nlayers;                 /* linear layers */
-    int sizes[BP_MAX_LAYERS + 1];/* sizes[0] = input, sizes[nlayers] = classes */
-    bp_act act;                  /* activation after every linear layer but the last */
+    bp_layer_kind kind;
+    int units;      /* linear: outputs; conv2d: output channels */
+    int kh, kw;     /* conv2d: kernel; pools: the window side in kh (kw = kh) */
+    int stride;     /* conv2d: 1 or 2 (0 reads as 1); pools: set to the window */
+    bp_padding pad; /* conv2d */
+    bp_act act;     /* act */
+    float p;        /* dropout: 0 ≤ p < 1 */
+    /* Filled in by the model (shape inference), ignored on input: */
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;
+    int param;      /* linear, conv2d: index into W, b, dW, db; else −1 */
+} bp_layer;
+
+typedef struct {
+    int nlayers;                 /* layers with parameters (linear and conv2d), in list order */
+    int sizes[BP_MAX_LAYERS + 1];/* sizes[l]: the flat input width of parameter layer l;
+                                  * sizes[0] = input, sizes[nlayers] = classes */
+    bp_act act;                  /* the activation, when every act layer has the same one */
     size_t nparams;              /* floats in params (and grads) */
     float *params;               /* one flat block: W0, b0, W1, b1, ... */
     float *grads;                /* same layout as params */
-    float *W[BP_MAX_LAYERS];     /* W[l] is [sizes[l+1], sizes[l]], row-major, into params */
-    float *b[BP_MAX_LAYERS];     /* b[l] is [sizes[l+1]] */
+    float *W[BP_MAX_LAYERS];     /* linear: [units, in]; conv2d: [C_out, C_in, kh, kw] */
+    float *b[BP_MAX_LAYERS];     /* b[l] is [units] */
     float *dW[BP_MAX_LAYERS];    /* into grads */
     float *db[BP_MAX_LAYERS];
     uint32_t input_rows;         /* the input's image shape, rows·cols = sizes[0], when known */
     uint32_t input_cols;         /* (model files record it; 0 × 0: a flat vector) */
     bp_init init;                /* how bp_model_init drew the parameters, and from which seed */
     uint64_t init_seed;
+    int nlist;                   /* the layer list, shapes inferred */
+    bp_layer list[BP_MAX_LIST];
+    int input_channels;          /* 1 for the images this tool reads */
+    int mlp;                     /* 1: the list is linear (act linear)*, one activation */
 } bp_model;
+
+/* A model from a layer list on inputs of in_c channels of in_h×in_w (a flat input: in_h =
+ * in_w = 1). The last layer must be linear (its outputs are the classes). Shapes are inferred
+ * and checked: BP_ERR_ARG names the layer ("layer 3 (conv2d): a 5x5 kernel does not fit a 4x4
+ * input"). Parameters start at 0; input_rows, input_cols are set when in_h·in_w > 1. */
+BP_API int bp_model_create_layers(bp_model **out, int in_c, int in_h, int in_w,
+                                  const bp_layer *layers, int nlist, bp_error *err);
+
+/* Parses an architecture such as "conv3x3:32,relu,maxpool2,dropout:0.25,fc:128,relu" into
+ * layers (at most max); the tokens are:
+ *   convKxK:C[:same|valid][:s2]   conv2d, C output channels (default valid padding, stride 1)
+ *   maxpool2, avgpool2 (maxpoolK)  pooling windows of K×K, stride K
+ *   fc:N                           linear, N outputs (a flatten is put before the first fc
+ *                                  that follows a spatial layer)
+ *   relu, tanh, sigmoid            activations
+ *   dropout:P                      0 ≤ P < 1
+ *   flatten
+ * The output layer is not part of the string: the caller appends it. BP_ERR_ARG with a message
+ * naming the token: "token 3 'conv3x3:0': channels must be from 1 to 4096". */
+BP_API int bp_arch_parse(const char *s, bp_layer *layers, int max, int *n, bp_error *err);
+/* The list in the same syntax ("conv3x3:32,relu,…,fc:10"), into buf (always terminated). */
+BP_API const char *bp_arch_format(const bp_model *m, char *buf, size_t len);
 
 /* sizes has nlayers+1 entries, each 1..BP_MAX_WIDTH. Parameters start at 0. */
 BP_API int bp_model_create(bp_model **out, const int *sizes, int nlayers, bp_act act,
@@ -188,11 +247,18 @@ typedef struct bp_work bp_work;
 BP_API int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
                           bp_error *err);
 BP_API void bp_work_set_threads(bp_work *w, int threads); /* as bp_threads_resolve */
+/* Dropout: bp_grad's k-th call after this draws its masks from a stream derived from (seed,
+ * step + k) alone, so a run's masks depend on its seed and step, not on what ran before (a
+ * resumed run draws the same ones). A new work starts at (m->init_seed, 0); bp_train sets
+ * (cfg->seed, the run's step). */
+#define BP_DROPOUT_STREAM 0xd20c0a7ULL
+BP_API void bp_work_set_seed(bp_work *w, uint64_t seed, long step);
 BP_API int bp_work_threads(const bp_work *w);
 BP_API void bp_work_free(bp_work *w);
 
-/* Gradients of the mean cross-entropy on one batch X[B, sizes[0]] with labels[B], forward and
- * backward through every layer: writes them into m->grads (overwritten, not accumulated) and
+/* Gradients of the mean cross-entropy on one batch X[B, sizes[0]] (NCHW for a CNN: each row is
+ * the image's channels, rows, columns) with labels[B], forward and backward through every
+ * layer, dropout drawing its masks (bp_work_set_seed): writes them into m->grads (overwritten, not accumulated) and
  * changes no parameter. The summed (not mean) loss goes to *loss_sum and the number of correct
  * arg-max predictions to *correct (either may be NULL). dX, if not NULL, receives dL/dX
  * [B, sizes[0]]. BP_ERR_ARG, with a message, for B outside 1..max_batch, a label not below the
@@ -386,7 +452,9 @@ BP_API int bp_png_write(const char *path, const uint8_t *pixels, uint32_t width,
  * (rows·cols must be the input width) in a diverging colour map (blue negative, white 0, red
  * positive; each tile scaled to its own largest |w|), tiles in a grid. For a softmax
  * regression these are the ten class templates, in class order; for an MLP, the max_tiles
- * units with the largest weight norms (0: all, up to 100), largest first. PNG through bp_file. */
+ * units with the largest weight norms (0: all, up to 100), largest first. For a model whose first
+ * parameter layer is a conv2d: its filters (input channel 0), one kh×kw tile per output channel
+ * in channel order, up to max_tiles (rows and cols are then not used). PNG through bp_file. */
 BP_API int bp_picture_weights(const char *path, const bp_model *m, uint32_t rows, uint32_t cols,
                               int max_tiles, bp_error *err);
 
@@ -450,8 +518,9 @@ typedef struct {
 /* Compares impl's float gradient on one batch with central differences (step h) of a
  * double-precision forward pass, for every parameter tensor and the input X. At most per_tensor
  * entries of each tensor are drawn (0: all), chosen by the seed; with ReLU, drawn entries whose
- * ±h evaluations differ in the sign of some hidden pre-activation are skipped (checked +
- * skipped = drawn); an entry with a non-finite analytic gradient is never skipped. res needs
+ * ±h evaluations differ in the sign of some hidden pre-activation, or in the arg-max of some
+ * max-pool window, are skipped (checked + skipped = drawn); dropout uses the masks of the
+ * analytic pass; an entry with a non-finite analytic gradient is never skipped. res needs
  * 2·nlayers + 1 entries; *nres gets their number. The analytic gradient runs on threads as
  * for bp_threads_resolve. Checks B and h first (bp_gradcheck_check). */
 BP_API int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *labels, int B,

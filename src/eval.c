@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define EVAL_WORK_FLOATS ((size_t)1 << 24)
+
 int bp_evaluate(const bp_model *m, const bp_dataset *ds, int batch, int threads,
                 bp_eval_result *res, float *probs, bp_error *err)
 {
@@ -21,6 +23,18 @@ int bp_evaluate(const bp_model *m, const bp_dataset *ds, int batch, int threads,
                        BP_MAX_BATCH);
     if (batch == 0)
         batch = BP_EVAL_BATCH;
+    /* Every sample's forward pass is independent, so a smaller batch gives the same numbers:
+     * a conv net's activations at 1000 samples would take hundreds of MB, so the work is held
+     * to about 64 MB of activations. */
+    size_t per = 0, widest = 0;
+    for (int i = 0; i < m->nlist; i++) {
+        size_t o = layer_out_size(&m->list[i]);
+        per += o;
+        widest = o > widest ? o : widest;
+    }
+    per += 2 * widest;
+    if (per && (size_t)batch * per > EVAL_WORK_FLOATS)
+        batch = (int)(EVAL_WORK_FLOATS / per) > 0 ? (int)(EVAL_WORK_FLOATS / per) : 1;
     if (ds->n && (uint32_t)batch > ds->n)
         batch = (int)ds->n;
     memset(res, 0, sizeof *res);

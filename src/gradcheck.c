@@ -27,38 +27,114 @@ static double act_d(double z, bp_act act)
     return z;
 }
 
-/* Mean cross-entropy of the model with parameters P (model layout) on inputs Xd. buf holds two
- * vectors of the widest layer. If sign is not NULL it receives [z > 0] for every hidden
- * pre-activation z, sample by sample, layer by layer: B·(sizes[1] + … + sizes[L−1]) bytes. */
-static double loss_double(const bp_model *m, const double *P, const double *Xd,
-                          const uint8_t *labels, int B, double *buf, int wide, uint8_t *sign)
+/* The bytes of one sample's kink pattern: [z > 0] for every ReLU input, and which pixel of
+ * its window each max-pool output took (a change of arg-max is a kink too). */
+static size_t pattern_size(const bp_model *m)
 {
-    int L = m->nlayers;
+    size_t n = 0;
+    for (int i = 0; i < m->nlist; i++) {
+        const bp_layer *ly = &m->list[i];
+        if (ly->kind == BP_LAYER_ACT && ly->act == BP_ACT_RELU)
+            n += layer_in_size(ly);
+        if (ly->kind == BP_LAYER_MAXPOOL)
+            n += layer_out_size(ly);
+    }
+    return n;
+}
+
+/* Mean cross-entropy of the model with parameters P (model layout) on inputs Xd, every layer
+ * by its per-sample formula in double. buf holds one sample's outputs of every layer
+ * (Σ out sizes). mask: the dropout masks bp_grad used ([B, out] per dropout layer). If sign
+ * is not NULL it receives the kink pattern (pattern_size bytes per sample). */
+static double loss_double(const bp_model *m, const double *P, const double *Xd,
+                          const uint8_t *labels, int B, double *buf, float *const *mask,
+                          uint8_t *sign)
+{
     double total = 0.0;
     for (int s = 0; s < B; s++) {
-        const double *in = Xd + (size_t)s * m->sizes[0];
+        const double *x = Xd + (size_t)s * m->sizes[0];
         double *out = buf;
-        for (int l = 0; l < L; l++) {
-            int I = m->sizes[l], O = m->sizes[l + 1];
-            const double *W = P + (m->W[l] - m->params), *b = P + (m->b[l] - m->params);
-            for (int o = 0; o < O; o++) {
-                double v = b[o];
-                for (int i = 0; i < I; i++)
-                    v += W[(size_t)o * I + i] * in[i];
-                if (l < L - 1 && sign)
-                    *sign++ = v > 0;
-                out[o] = l < L - 1 ? act_d(v, m->act) : v;
+        for (int li = 0; li < m->nlist; li++) {
+            const bp_layer *ly = &m->list[li];
+            int no = (int)layer_out_size(ly), ni = (int)layer_in_size(ly), l = ly->param;
+            const double *W = l >= 0 ? P + (m->W[l] - m->params) : NULL;
+            const double *b = l >= 0 ? P + (m->b[l] - m->params) : NULL;
+            switch (ly->kind) {
+            case BP_LAYER_LINEAR:
+                for (int o = 0; o < no; o++) {
+                    double v = b[o];
+                    for (int i = 0; i < ni; i++)
+                        v += W[(size_t)o * ni + i] * x[i];
+                    out[o] = v;
+                }
+                break;
+            case BP_LAYER_ACT:
+                for (int i = 0; i < no; i++) {
+                    if (ly->act == BP_ACT_RELU && sign)
+                        *sign++ = x[i] > 0;
+                    out[i] = act_d(x[i], ly->act);
+                }
+                break;
+            case BP_LAYER_CONV2D: {
+                int st = ly->stride, ph = ly->pad == BP_PAD_SAME ? (ly->kh - 1) / 2 : 0;
+                int pw = ly->pad == BP_PAD_SAME ? (ly->kw - 1) / 2 : 0;
+                for (int o = 0; o < ly->out_c; o++)
+                    for (int p = 0; p < ly->out_h; p++)
+                        for (int q = 0; q < ly->out_w; q++) {
+                            double v = b[o];
+                            for (int c = 0; c < ly->in_c; c++)
+                                for (int i = 0; i < ly->kh; i++)
+                                    for (int j = 0; j < ly->kw; j++) {
+                                        int r = p * st + i - ph, t = q * st + j - pw;
+                                        if (r >= 0 && r < ly->in_h && t >= 0 && t < ly->in_w)
+                                            v += W[((o * ly->in_c + c) * ly->kh + i) * ly->kw + j] *
+                                                 x[(c * ly->in_h + r) * ly->in_w + t];
+                                    }
+                            out[(o * ly->out_h + p) * ly->out_w + q] = v;
+                        }
+                break;
             }
-            in = out;
-            out = out == buf ? buf + wide : buf;
+            case BP_LAYER_MAXPOOL:
+            case BP_LAYER_AVGPOOL: {
+                int k = ly->kh;
+                for (int c = 0; c < ly->out_c; c++)
+                    for (int p = 0; p < ly->out_h; p++)
+                        for (int q = 0; q < ly->out_w; q++) {
+                            double best = 0.0, sum = 0.0;
+                            int at = 0;
+                            for (int i = 0; i < k; i++)
+                                for (int j = 0; j < k; j++) {
+                                    double v = x[(c * ly->in_h + p * k + i) * ly->in_w + q * k + j];
+                                    sum += v;
+                                    if ((i == 0 && j == 0) || v > best)
+                                        best = v, at = i * k + j;
+                                }
+                            int yi = (c * ly->out_h + p) * ly->out_w + q;
+                            out[yi] = ly->kind == BP_LAYER_MAXPOOL ? best : sum / (k * k);
+                            if (ly->kind == BP_LAYER_MAXPOOL && sign)
+                                *sign++ = (uint8_t)at;
+                        }
+                break;
+            }
+            case BP_LAYER_FLATTEN:
+                for (int i = 0; i < no; i++)
+                    out[i] = x[i];
+                break;
+            case BP_LAYER_DROPOUT:
+                for (int i = 0; i < no; i++)
+                    out[i] = x[i] * (double)mask[li][(size_t)s * no + i];
+                break;
+            }
+            x = out;
+            out += no;
         }
-        int C = m->sizes[L];
-        double mx = in[0], sum = 0.0;
+        int C = m->sizes[m->nlayers];
+        double mx = x[0], sum = 0.0;
         for (int i = 1; i < C; i++)
-            mx = in[i] > mx ? in[i] : mx;
+            mx = x[i] > mx ? x[i] : mx;
         for (int i = 0; i < C; i++)
-            sum += exp(in[i] - mx);
-        total += mx + log(sum) - in[labels[s]];
+            sum += exp(x[i] - mx);
+        total += mx + log(sum) - x[labels[s]];
     }
     return total / B;
 }
@@ -85,23 +161,22 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
                  double h, size_t per_tensor, uint64_t seed, int threads,
                  bp_gradcheck_tensor *res, int *nres, bp_error *err)
 {
-    int L = m->nlayers, st = BP_OK, wide = 0;
-    int relu = m->act == BP_ACT_RELU && L > 1;
+    int L = m->nlayers, st = BP_OK;
+    size_t per = pattern_size(m), wide = 0;
+    int relu = per > 0; /* some loss kink: a ReLU or a max pool */
     bp_work *w = NULL;
     float *dX = NULL;
     double *P = NULL, *Xd = NULL, *buf = NULL;
-    uint8_t *sp = NULL, *sm = NULL; /* sign patterns at θ + h and θ − h */
+    uint8_t *sp = NULL, *sm = NULL; /* kink patterns at θ + h and θ − h */
     if ((st = bp_gradcheck_check(B, h, err)))
         goto done;
-    for (int l = 0; l <= L; l++)
-        wide = m->sizes[l] > wide ? m->sizes[l] : wide;
-    size_t nx = (size_t)B * m->sizes[0], nsign = 0; /* nsign: B·Σ hidden widths, ReLU only */
-    for (int l = 1; relu && l < L; l++)
-        nsign += (size_t)B * m->sizes[l];
+    for (int i = 0; i < m->nlist; i++)
+        wide += layer_out_size(&m->list[i]);
+    size_t nx = (size_t)B * m->sizes[0], nsign = (size_t)B * per;
     dX = malloc(nx * sizeof *dX);
     P = malloc(m->nparams * sizeof *P);
     Xd = malloc(nx * sizeof *Xd);
-    buf = malloc(2 * (size_t)wide * sizeof *buf);
+    buf = malloc(wide * sizeof *buf);
     if (relu) {
         sp = malloc(nsign);
         sm = malloc(nsign);
@@ -134,7 +209,11 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
             snprintf(r->name, sizeof r->name, "%c%d", t % 2 ? 'b' : 'W', l);
             base = P + (p - m->params);
             grad = (t % 2 ? m->db[l] : m->dW[l]);
-            n = t % 2 ? (size_t)m->sizes[l + 1] : (size_t)m->sizes[l + 1] * m->sizes[l];
+            const bp_layer *ly = NULL;
+            for (int i = 0; i < m->nlist; i++)
+                if (m->list[i].param == l)
+                    ly = &m->list[i];
+            n = t % 2 ? (size_t)ly->units : layer_weights(ly);
         }
         size_t count = per_tensor && per_tensor < n ? per_tensor : n;
         r->checked = r->skipped = 0;
@@ -145,9 +224,9 @@ int bp_gradcheck(bp_model *m, bp_impl impl, const float *X, const uint8_t *label
             size_t i = (size_t)(((double)k + offset) * (double)n / (double)count);
             double keep = base[i];
             base[i] = keep + h;
-            double lp = loss_double(m, P, Xd, labels, B, buf, wide, sp);
+            double lp = loss_double(m, P, Xd, labels, B, buf, w->mask, sp);
             base[i] = keep - h;
-            double lm = loss_double(m, P, Xd, labels, B, buf, wide, sm);
+            double lm = loss_double(m, P, Xd, labels, B, buf, w->mask, sm);
             base[i] = keep;
             double num = (lp - lm) / (2.0 * h), a = grad[i];
             if (relu && isfinite(a) && memcmp(sp, sm, nsign) != 0) {

@@ -74,19 +74,84 @@ void xent_backward_dy(float *dY, const float *Y, const uint8_t *labels, int B, i
 void softmax_jacobian(float *J, const float *y, int C);
 void softmax_backward_jacobian(float *dV, const float *dY, const float *Y, float *J, int B, int C);
 
+/* conv.c: conv2d over NCHW batches by im2col + one GEMM per chunk of samples.
+ * The geometry of one conv2d layer: */
+typedef struct {
+    int C, H, W;      /* input channels and size */
+    int O, OH, OW;    /* output channels and size */
+    int kh, kw, stride, ph, pw; /* kernel, stride, zero padding on each side */
+} conv_shape;
+void conv_shape_of(conv_shape *s, const bp_layer *ly);
+/* col[k·ld + p] for k = (c, i, j) of the kernel and p = (oy, ox) of the output: the input
+ * pixel under kernel tap (i, j) when the kernel sits at output pixel (oy, ox), 0 in the padding. */
+void im2col(const float *x, const conv_shape *s, float *col, size_t ld);
+/* The adjoint: dx (zeroed by the caller) += each col entry at the pixel it was read from. */
+void col2im(const float *col, const conv_shape *s, float *dx, size_t ld);
+/* Samples per im2col chunk, and the floats the chunk's two buffers need (col: K × n·P, tmp:
+ * O × n·P, K = C·kh·kw, P = OH·OW), bounded by CONV_CHUNK_FLOATS. */
+#define CONV_CHUNK_FLOATS ((size_t)1 << 22)
+int conv_chunk(const conv_shape *s, int max_batch);
+size_t conv_scratch_floats(const conv_shape *s, int max_batch);
+void conv_forward(int threads, float *Y, const float *X, const float *W, const float *b, int B,
+                  const conv_shape *s, float *col, float *tmp, int chunk);
+/* have_col: col still holds the forward pass's columns of X (a single chunk, chunk ≥ B). */
+void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
+                   const float *X, const float *W, int B, const conv_shape *s, float *col,
+                   float *tmp, int chunk, int have_col);
+
+/* pooling.c: k×k windows with stride k over [B, C, H, W] → [B, C, H/k, W/k] (floor). Max pooling
+ * records in arg the input index (within the sample) each output came from; backward routes
+ * dY there. Average pooling spreads dY/k² over the window. dX is overwritten. */
+void maxpool_forward(float *Y, int32_t *arg, const float *X, int B, int C, int H, int W, int k);
+void maxpool_backward(float *dX, const float *dY, const int32_t *arg, int B, int C, int H,
+                      int W, int k);
+void avgpool_forward(float *Y, const float *X, int B, int C, int H, int W, int k);
+void avgpool_backward(float *dX, const float *dY, int B, int C, int H, int W, int k);
+
+/* dropout.c: mask[i] = 0 with probability p, else 1/(1 − p), from rng; Y = X ⊙ mask. */
+void dropout_mask(float *mask, size_t n, float p, bp_rng *rng);
+void dropout_apply(float *Y, const float *X, const float *mask, size_t n);
+/* The stream of the masks of bp_grad's call at step of a run with seed. */
+void dropout_stream(bp_rng *rng, uint64_t seed, long step);
+
+/* layers.c: what a layer list needs from each kind: names and shapes. */
+size_t layer_out_size(const bp_layer *ly); /* out_c·out_h·out_w */
+size_t layer_in_size(const bp_layer *ly);
+size_t layer_weights(const bp_layer *ly);  /* floats of W (0 without parameters) */
+/* Infers the shapes of list[0..n-1] from (c, h, w), checking each layer; BP_ERR_ARG naming the
+ * layer otherwise. */
+int layers_infer(bp_layer *list, int n, int c, int h, int w, bp_error *err);
+const char *layer_kind_name(bp_layer_kind k); /* "linear", "conv2d", "maxpool2d", … */
+
 /* The scratch of one model at one maximum batch size. */
 struct bp_work {
     int max_batch;
     int threads;                /* OpenBLAS threads for this work's GEMMs */
-    int max_width;              /* largest of sizes[1..L] */
-    float *H[BP_MAX_LAYERS];    /* H[l], l = 1..L-1: hidden activations [B, sizes[l]] */
+    int max_width;              /* the widest layer output (and input) of the list */
+    float *H[BP_MAX_LIST];      /* H[i]: layer i's output [B, out size]; in-place activations
+                                 * and flatten share their input's buffer; H[nlist−1] = V */
+    float *mask[BP_MAX_LIST];   /* dropout layers: the masks of the last bp_grad */
+    int32_t *arg[BP_MAX_LIST];  /* max pools: the arg-max of each output */
+    float *col, *ctmp;          /* conv2d: the im2col chunk and its GEMM's output */
+    float *ccol[BP_MAX_LIST];   /* conv2d whose batch fits one chunk: its own columns, kept
+                                 * from forward to backward (else NULL: col, recomputed) */
+    size_t col_floats;          /* their size, each */
     float *V;                   /* logits [B, C] */
     float *Y;                   /* probabilities [B, C] */
     float *D[2];                /* ping-pong gradient buffers [B, max_width] */
     float *J;                   /* one sample's softmax Jacobian [C, C] */
     float *na, *nd;             /* naive: per-sample activations (all layers) and two gradients */
+    size_t na_floats;           /* naive: floats at na (one sample's outputs of every layer) */
+    int32_t *narg;              /* naive: one sample's pooling arg-max, every max pool */
+    uint64_t drop_seed;         /* dropout: the run's seed and the step of the next bp_grad */
+    long drop_step;
+    int has_dropout;
     void *mem;
+    void *imem;
 };
+
+/* step.c / naive.c: the work's buffers. */
+int layer_in_place(const bp_model *m, int i); /* layer i writes into its input's buffer */
 
 /* optim.c's state; the trainer and the model file read and restore it. */
 struct bp_opt {
@@ -122,8 +187,10 @@ int modelfile_write(const char *path, const bp_model *m, const bp_model_info *in
  * numbers for any count). */
 void opt_step_threads(bp_opt *o, float *p, const float *g, float lr, int threads);
 
-/* model.c: the batched forward through every layer; leaves logits in w->V. */
+/* step.c: the batched forward through every layer; leaves logits in w->V. train: dropout
+ * draws its masks (bp_grad), else it is the identity (bp_forward). */
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B);
+void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, int train);
 
 /* step.c: a batch the work can hold, with labels (if any) below the class count; else
  * BP_ERR_ARG with a message. */

@@ -12,25 +12,55 @@
 #include <string.h>
 #include <zlib.h>
 
-void tensor_name(char *buf, size_t len, int layer, int is_bias)
+void tensor_name(char *buf, size_t len, int index, int is_bias)
 {
-    /* nn.Sequential numbers every module: Linear, act, Linear, act, …, Linear */
-    snprintf(buf, len, "%d.%s", 2 * layer, is_bias ? "bias" : "weight");
+    snprintf(buf, len, "%d.%s", index, is_bias ? "bias" : "weight");
+}
+
+void tensor_shape(mf_tensor *t, const bp_layer *ly, int is_bias)
+{
+    t->u32 = 0;
+    t->shape[0] = (uint64_t)ly->units;
+    if (is_bias) {
+        t->ndim = 1;
+    } else if (ly->kind == BP_LAYER_CONV2D) {
+        t->ndim = 4; /* PyTorch's Conv2d: [C_out, C_in, kh, kw] */
+        t->shape[1] = (uint64_t)ly->in_c, t->shape[2] = (uint64_t)ly->kh;
+        t->shape[3] = (uint64_t)ly->kw;
+    } else {
+        t->ndim = 2; /* Linear: [out, in] */
+        t->shape[1] = (uint64_t)ly->in_c * ly->in_h * ly->in_w;
+    }
+}
+
+const char *model_act_desc(const bp_model *m)
+{
+    const char *name = "none";
+    for (int i = 0; i < m->nlist; i++)
+        if (m->list[i].kind == BP_LAYER_ACT) {
+            const char *a = bp_act_name(m->list[i].act);
+            if (strcmp(name, "none") != 0 && strcmp(name, a) != 0)
+                return "mixed";
+            name = a;
+        }
+    return name;
 }
 
 /* The tensors of m (and ck) in file order; returns their number. */
 static int list_tensors(const bp_model *m, const bp_checkpoint *ck, mf_tensor *t)
 {
     int n = 0;
-    for (int l = 0; l < m->nlayers; l++) {
+    for (int i = 0; i < m->nlist; i++) {
+        const bp_layer *ly = &m->list[i];
+        if (ly->param < 0)
+            continue;
         mf_tensor *w = &t[n++], *b = &t[n++];
-        tensor_name(w->name, sizeof w->name, l, 0);
-        tensor_name(b->name, sizeof b->name, l, 1);
-        w->u32 = b->u32 = 0;
-        w->ndim = 2, w->shape[0] = (uint64_t)m->sizes[l + 1], w->shape[1] = (uint64_t)m->sizes[l];
-        b->ndim = 1, b->shape[0] = (uint64_t)m->sizes[l + 1];
-        w->data = m->W[l];
-        b->data = m->b[l];
+        tensor_name(w->name, sizeof w->name, i, 0);
+        tensor_name(b->name, sizeof b->name, i, 1);
+        tensor_shape(w, ly, 0);
+        tensor_shape(b, ly, 1);
+        w->data = m->W[ly->param];
+        b->data = m->b[ly->param];
     }
     if (!ck)
         return n;
@@ -174,25 +204,59 @@ static char *arch_json(const bp_model *m)
 {
     json_t *a = json_object(), *layers = json_array(), *shape = json_array();
     int r = 0;
+    int c = m->input_channels > 0 ? m->input_channels : 1;
     if (m->input_rows && m->input_cols &&
-        (uint64_t)m->input_rows * m->input_cols == (uint64_t)m->sizes[0]) {
+        (uint64_t)c * m->input_rows * m->input_cols == (uint64_t)m->sizes[0]) {
+        if (c > 1)
+            r |= json_array_append_new(shape, json_integer(c));
         r |= json_array_append_new(shape, json_integer(m->input_rows));
         r |= json_array_append_new(shape, json_integer(m->input_cols));
     } else {
         r |= json_array_append_new(shape, json_integer(m->sizes[0]));
     }
     r |= json_object_set_new(a, "input", shape);
-    for (int l = 0; l < m->nlayers; l++) {
-        json_t *lin = json_object();
-        r |= json_object_set_new(lin, "type", json_string("linear"));
-        r |= json_object_set_new(lin, "in", json_integer(m->sizes[l]));
-        r |= json_object_set_new(lin, "out", json_integer(m->sizes[l + 1]));
-        r |= json_array_append_new(layers, lin);
-        if (l < m->nlayers - 1) {
-            json_t *act = json_object();
-            r |= json_object_set_new(act, "type", json_string(bp_act_name(m->act)));
-            r |= json_array_append_new(layers, act);
+    for (int i = 0; i < m->nlist; i++) {
+        const bp_layer *ly = &m->list[i];
+        json_t *o = json_object();
+        switch (ly->kind) {
+        case BP_LAYER_LINEAR:
+            r |= json_object_set_new(o, "type", json_string("linear"));
+            r |= json_object_set_new(o, "in", json_integer((json_int_t)layer_in_size(ly)));
+            r |= json_object_set_new(o, "out", json_integer(ly->units));
+            break;
+        case BP_LAYER_ACT:
+            r |= json_object_set_new(o, "type", json_string(bp_act_name(ly->act)));
+            break;
+        case BP_LAYER_CONV2D: {
+            json_t *k = json_array();
+            r |= json_array_append_new(k, json_integer(ly->kh));
+            r |= json_array_append_new(k, json_integer(ly->kw));
+            r |= json_object_set_new(o, "type", json_string("conv2d"));
+            r |= json_object_set_new(o, "in_channels", json_integer(ly->in_c));
+            r |= json_object_set_new(o, "out_channels", json_integer(ly->units));
+            r |= json_object_set_new(o, "kernel", k);
+            r |= json_object_set_new(o, "stride", json_integer(ly->stride));
+            r |= json_object_set_new(o, "padding",
+                                     json_string(ly->pad == BP_PAD_SAME ? "same" : "valid"));
+            break;
         }
+        case BP_LAYER_MAXPOOL:
+        case BP_LAYER_AVGPOOL:
+            r |= json_object_set_new(o, "type", json_string(layer_kind_name(ly->kind)));
+            r |= json_object_set_new(o, "kernel", json_integer(ly->kh));
+            break;
+        case BP_LAYER_FLATTEN:
+            r |= json_object_set_new(o, "type", json_string("flatten"));
+            break;
+        case BP_LAYER_DROPOUT: {
+            char p[32];
+            snprintf(p, sizeof p, "%.9g", (double)ly->p); /* the header holds no reals */
+            r |= json_object_set_new(o, "type", json_string("dropout"));
+            r |= json_object_set_new(o, "p", json_string(p));
+            break;
+        }
+        }
+        r |= json_array_append_new(layers, o);
     }
     r |= json_object_set_new(a, "layers", layers);
     char *s = r ? NULL : print_json(a);
@@ -235,7 +299,7 @@ static json_t *metadata(const bp_model *m, const bp_model_info *info, const bp_c
         r |= set_str(md, "format", "backprop");
         r |= set_str(md, "format_version", "%d", BP_MODEL_FORMAT_VERSION);
         r |= set_str(md, "arch", "%s", arch);
-        r |= set_str(md, "activation", "%s", m->nlayers > 1 ? bp_act_name(m->act) : "none");
+        r |= set_str(md, "activation", "%s", model_act_desc(m));
         r |= set_str(md, "classes", "%d", m->sizes[m->nlayers]);
         r |= set_str(md, "input_scale", "x/255");
         r |= set_str(md, "init", "%s", bp_init_name(m->init));

@@ -12,13 +12,18 @@ typedef struct {
     char name[32];
     int u32;            /* dtype U32 (trainer.perm), else F32 */
     int ndim;
-    uint64_t shape[2];
+    uint64_t shape[4];
     const void *data;   /* writer: where the bytes come from */
 } mf_tensor;
 
-/* "0.weight", "0.bias", "2.weight", …: the names nn.Sequential gives Linear layers that
- * alternate with activation modules. */
-void tensor_name(char *buf, size_t len, int layer, int is_bias);
+/* "0.weight", "0.bias", "2.weight", …: nn.Sequential numbers every module of the list, those
+ * without parameters too, so the name is the layer's index in the list. */
+void tensor_name(char *buf, size_t len, int index, int is_bias);
+/* The shape of a parameter layer's weight ([O, I] or [O, C, kh, kw]) or bias ([O]). */
+void tensor_shape(mf_tensor *t, const bp_layer *ly, int is_bias);
+/* The "activation" metadata: the one activation of the list, "none" without any (a softmax
+ * regression), "mixed" when they differ. */
+const char *model_act_desc(const bp_model *m);
 size_t tensor_bytes(const mf_tensor *t);
 
 #endif

@@ -353,9 +353,91 @@ static int parse_train(loader *ld, bp_train_config *c)
     return st;
 }
 
-/* The "arch" metadata: input shape and layer list → sizes, act, rows, cols. */
-static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_t *rows,
-                      uint32_t *cols)
+/* A non-negative integer member of a layer object, or -1. */
+static long layer_int(json_t *layer, const char *key, long hi)
+{
+    json_t *v = json_object_get(layer, key);
+    json_int_t x = json_integer_value(v);
+    return json_is_integer(v) && x >= 0 && x <= hi ? (long)x : -1;
+}
+
+/* One layer object of "arch" into ly; *in gets a linear layer's "in" (else -1). */
+static int parse_layer(loader *ld, json_t *layer, size_t i, bp_layer *ly, long *in)
+{
+    const char *type = json_string_value(json_object_get(layer, "type"));
+    memset(ly, 0, sizeof *ly);
+    *in = -1;
+    if (!type)
+        return BAD(ld, "arch: layer %zu has no \"type\"", i);
+    if (strcmp(type, "linear") == 0) {
+        long O = layer_int(layer, "out", BP_MAX_WIDTH);
+        *in = layer_int(layer, "in", BP_MAX_WIDTH);
+        if (O < 1)
+            return BAD(ld, "arch: layer %zu has no \"out\" from 1 to %d", i, BP_MAX_WIDTH);
+        ly->kind = BP_LAYER_LINEAR, ly->units = (int)O;
+        return BP_OK;
+    }
+    if (strcmp(type, "conv2d") == 0) {
+        json_t *k = json_object_get(layer, "kernel");
+        json_t *k0 = json_array_get(k, 0), *k1 = json_array_get(k, 1);
+        const char *pad = json_string_value(json_object_get(layer, "padding"));
+        long O = layer_int(layer, "out_channels", BP_MAX_CHANNELS);
+        long C = layer_int(layer, "in_channels", BP_MAX_WIDTH);
+        long s = layer_int(layer, "stride", 2);
+        if (!json_is_array(k) || json_array_size(k) != 2 || !json_is_integer(k0) ||
+            !json_is_integer(k1) || json_integer_value(k0) < 1 ||
+            json_integer_value(k0) > BP_MAX_KERNEL || json_integer_value(k1) < 1 ||
+            json_integer_value(k1) > BP_MAX_KERNEL)
+            return BAD(ld, "arch: layer %zu (conv2d): \"kernel\" must be [kh, kw], each 1 to "
+                       "%d", i, BP_MAX_KERNEL);
+        if (O < 1 || C < 1 || s < 1)
+            return BAD(ld, "arch: layer %zu (conv2d): \"in_channels\", \"out_channels\" and "
+                       "\"stride\" must be integers from 1 (out at most %d, stride at most 2)", i,
+                       BP_MAX_CHANNELS);
+        if (!pad || (strcmp(pad, "valid") != 0 && strcmp(pad, "same") != 0))
+            return BAD(ld, "arch: layer %zu (conv2d): \"padding\" must be \"valid\" or \"same\"",
+                       i);
+        ly->kind = BP_LAYER_CONV2D, ly->units = (int)O, ly->stride = (int)s;
+        ly->kh = (int)json_integer_value(k0), ly->kw = (int)json_integer_value(k1);
+        ly->pad = strcmp(pad, "same") == 0 ? BP_PAD_SAME : BP_PAD_VALID;
+        *in = C; /* checked against the channels that arrive */
+        return BP_OK;
+    }
+    if (strcmp(type, "maxpool2d") == 0 || strcmp(type, "avgpool2d") == 0) {
+        long k = layer_int(layer, "kernel", BP_MAX_KERNEL);
+        if (k < 1)
+            return BAD(ld, "arch: layer %zu (%s): \"kernel\" must be 1 to %d", i, type,
+                       BP_MAX_KERNEL);
+        ly->kind = type[0] == 'm' ? BP_LAYER_MAXPOOL : BP_LAYER_AVGPOOL;
+        ly->kh = ly->kw = ly->stride = (int)k;
+        return BP_OK;
+    }
+    if (strcmp(type, "flatten") == 0) {
+        ly->kind = BP_LAYER_FLATTEN;
+        return BP_OK;
+    }
+    if (strcmp(type, "dropout") == 0) {
+        const char *ps = json_string_value(json_object_get(layer, "p"));
+        char *end;
+        float p = ps ? strtof(ps, &end) : -1.0f;
+        if (!ps || end == ps || *end || !(p >= 0.0f && p < 1.0f))
+            return BAD(ld, "arch: layer %zu (dropout): \"p\" must be a rate at least 0 and "
+                       "below 1, as a string", i);
+        ly->kind = BP_LAYER_DROPOUT, ly->p = p;
+        return BP_OK;
+    }
+    bp_act a;
+    if (bp_act_parse(type, &a, NULL) == BP_OK) {
+        ly->kind = BP_LAYER_ACT, ly->act = a;
+        return BP_OK;
+    }
+    return BAD(ld, "arch: layer %zu: unknown layer type '%.32s' (linear, conv2d, maxpool2d, "
+               "avgpool2d, flatten, dropout, relu, tanh, sigmoid)", i, type);
+}
+
+/* The "arch" metadata: input shape and layer list, shapes inferred and checked. */
+static int parse_arch(loader *ld, bp_layer *list, int *nlist, int *in_c, int *in_h, int *in_w,
+                      uint32_t *rows, uint32_t *cols)
 {
     int st = BP_OK;
     const char *s = md_get(ld, "arch", 1, &st);
@@ -371,15 +453,18 @@ static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_
         st = BAD(ld, "metadata \"arch\" is not a JSON object%s%s", a ? "" : ": ",
                  a ? "" : je.text);
     else if (!json_is_array(in = json_object_get(a, "input")) || json_array_size(in) < 1 ||
-             json_array_size(in) > 2)
-        st = BAD(ld, "arch: \"input\" must be a shape of 1 or 2 dimensions");
+             json_array_size(in) > 3)
+        st = BAD(ld, "arch: \"input\" must be a shape of 1 to 3 dimensions");
     else if (!json_is_array(layers = json_object_get(a, "layers")) ||
              json_array_size(layers) < 1)
         st = BAD(ld, "arch: \"layers\" must be a non-empty list");
+    else if (json_array_size(layers) > BP_MAX_LIST)
+        st = BAD(ld, "arch: more than %d layers", BP_MAX_LIST);
     if (st)
         goto done;
-    uint64_t dims[2] = {1, 1};
-    for (size_t d = 0; d < json_array_size(in); d++) {
+    size_t nd = json_array_size(in);
+    uint64_t dims[3] = {1, 1, 1};
+    for (size_t d = 0; d < nd; d++) {
         json_int_t v = json_integer_value(json_array_get(in, d));
         if (!json_is_integer(json_array_get(in, d)) || v < 1 || v > BP_MAX_WIDTH) {
             st = BAD(ld, "arch: input dimension %zu is not 1 to %d", d, BP_MAX_WIDTH);
@@ -387,63 +472,52 @@ static int parse_arch(loader *ld, int *sizes, int *nlayers, bp_act *act, uint32_
         }
         dims[d] = (uint64_t)v;
     }
-    if (dims[0] * dims[1] > BP_MAX_WIDTH) {
-        st = BAD(ld, "arch: an input of %" PRIu64 "x%" PRIu64 " is wider than %d", dims[0],
-                 dims[1], BP_MAX_WIDTH);
+    if (dims[0] * dims[1] * dims[2] > BP_MAX_WIDTH) {
+        st = BAD(ld, "arch: an input of %" PRIu64 " values is wider than %d",
+                 dims[0] * dims[1] * dims[2], BP_MAX_WIDTH);
         goto done;
     }
-    *rows = json_array_size(in) == 2 ? (uint32_t)dims[0] : 0;
-    *cols = json_array_size(in) == 2 ? (uint32_t)dims[1] : 0;
-    sizes[0] = (int)(dims[0] * dims[1]);
-    int L = 0, have_act = 0;
+    /* [n]: flat; [h, w]: one channel; [c, h, w] */
+    int c = nd == 3 ? (int)dims[0] : 1, h = nd == 1 ? 1 : (int)dims[nd - 2];
+    int w = nd == 1 ? (int)dims[0] : (int)dims[nd - 1];
+    *rows = nd >= 2 ? (uint32_t)h : 0;
+    *cols = nd >= 2 ? (uint32_t)w : 0;
     size_t n = json_array_size(layers);
+    long ins[BP_MAX_LIST];
+    int spatial = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *layer = json_array_get(layers, i);
-        const char *type = json_string_value(json_object_get(layer, "type"));
-        int want_linear = i % 2 == 0; /* linear, act, linear, …, linear */
-        if (!type) {
-            st = BAD(ld, "arch: layer %zu has no \"type\"", i);
-        } else if (want_linear && strcmp(type, "linear") != 0) {
-            st = BAD(ld, "arch: layer %zu is '%.32s' where a linear layer is expected (this "
-                     "version reads linear layers with one activation between them)", i, type);
-        } else if (want_linear) {
-            json_int_t I = json_integer_value(json_object_get(layer, "in"));
-            json_int_t O = json_integer_value(json_object_get(layer, "out"));
-            if (L == BP_MAX_LAYERS)
-                st = BAD(ld, "arch: more than %d linear layers", BP_MAX_LAYERS);
-            else if (I != sizes[L])
-                st = BAD(ld, "arch: layer %zu takes %" JSON_INTEGER_FORMAT " inputs, but %d "
-                         "arrive", i, I, sizes[L]);
-            else if (O < 1 || O > BP_MAX_WIDTH)
-                st = BAD(ld, "arch: layer %zu has %" JSON_INTEGER_FORMAT " outputs (1 to %d)", i,
-                         O, BP_MAX_WIDTH);
-            else
-                sizes[++L] = (int)O;
-        } else if (strcmp(type, "linear") == 0) {
-            /* not an unknown activation: two linear layers with nothing between them */
-            st = BAD(ld, "arch: layer %zu is 'linear' where an activation is expected (this "
-                     "version reads linear layers with one activation between them)", i);
-        } else {
-            bp_act a2;
-            bp_error e;
-            if (bp_act_parse(type, &a2, &e))
-                st = BAD(ld, "arch: layer %zu: %s", i, e.msg);
-            else if (have_act && a2 != *act)
-                st = BAD(ld, "arch: layer %zu is %s after %s: this version has one activation "
-                         "for all hidden layers", i, type, bp_act_name(*act));
-            *act = a2;
-            have_act = 1;
-        }
-        if (st)
+        if ((st = parse_layer(ld, json_array_get(layers, i), i, &list[i], &ins[i])))
             goto done;
+        bp_layer_kind k = list[i].kind;
+        spatial |= k == BP_LAYER_CONV2D || k == BP_LAYER_MAXPOOL || k == BP_LAYER_AVGPOOL;
     }
-    if (n % 2 == 0) {
+    if (list[n - 1].kind != BP_LAYER_LINEAR) {
         st = BAD(ld, "arch: the last layer must be linear");
         goto done;
     }
-    if (!have_act)
-        *act = BP_ACT_RELU; /* unused: no hidden layer */
-    *nlayers = L;
+    /* A model without spatial layers takes its input flat (an MLP's image is only its shape). */
+    if (!spatial)
+        c = c * h * w, h = w = 1;
+    bp_error e;
+    if (layers_infer(list, (int)n, c, h, w, &e)) {
+        st = BAD(ld, "arch: %s", e.msg);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const bp_layer *ly = &list[i];
+        long arrive = ly->kind == BP_LAYER_LINEAR ? (long)layer_in_size(ly) : ly->in_c;
+        if (ly->kind == BP_LAYER_LINEAR && ins[i] != arrive) {
+            st = BAD(ld, "arch: layer %zu takes %ld inputs, but %ld arrive", i, ins[i], arrive);
+            goto done;
+        }
+        if (ly->kind == BP_LAYER_CONV2D && ins[i] != arrive) {
+            st = BAD(ld, "arch: layer %zu takes %ld channels, but %ld arrive", i, ins[i],
+                     arrive);
+            goto done;
+        }
+    }
+    *nlist = (int)n;
+    *in_c = c, *in_h = h, *in_w = w;
 done:
     json_decref(a);
     return st;
@@ -490,12 +564,13 @@ static int check_tensors(loader *ld, json_t *root, want_tensor *want, int n, uin
                        json_integer_value(x) >= 0;
         }
         if (!shape_ok) {
-            char exp[64];
-            if (w->t.ndim == 2)
-                snprintf(exp, sizeof exp, "[%" PRIu64 ", %" PRIu64 "]", w->t.shape[0],
-                         w->t.shape[1]);
-            else
-                snprintf(exp, sizeof exp, "[%" PRIu64 "]", w->t.shape[0]);
+            char exp[96];
+            size_t k = 0;
+            for (int d = 0; d < w->t.ndim && k < sizeof exp; d++)
+                k += (size_t)snprintf(exp + k, sizeof exp - k, "%s%" PRIu64, d ? ", " : "[",
+                                      w->t.shape[d]);
+            if (k < sizeof exp)
+                snprintf(exp + k, sizeof exp - k, "]");
             return BAD(ld, "tensor '%s' does not have the shape %s the architecture implies",
                        key, exp);
         }
@@ -722,22 +797,36 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
             return BAD(ld, "metadata \"%.64s\" is not a string", key);
     }
     int is_ck = 0, st = load_meta(ld, info, &is_ck);
-    int sizes[BP_MAX_LAYERS + 1], L = 0;
-    bp_act act = BP_ACT_RELU;
+    bp_layer list[BP_MAX_LIST];
+    int nlist = 0, in_c = 1, in_h = 1, in_w = 1;
     uint32_t rows = 0, cols = 0;
     if (!st)
-        st = parse_arch(ld, sizes, &L, &act, &rows, &cols);
-    int classes = 0;
+        st = parse_arch(ld, list, &nlist, &in_c, &in_h, &in_w, &rows, &cols);
+    if (st)
+        return st;
+    int classes = 0, L = 0;
+    for (int i = 0; i < nlist; i++)
+        L += list[i].kind == BP_LAYER_LINEAR || list[i].kind == BP_LAYER_CONV2D;
+    if (L > BP_MAX_LAYERS)
+        return BAD(ld, "arch: more than %d layers with parameters", BP_MAX_LAYERS);
+    int outs = list[nlist - 1].units;
     /* any width bp_model_create accepts: the writer saves every such model */
-    if (!st && md_int(ld, "classes", 1, BP_MAX_WIDTH, &classes, &st) && classes != sizes[L])
-        return BAD(ld, "metadata says %d classes, the architecture %d outputs", classes,
-                   sizes[L]);
+    if (md_int(ld, "classes", 1, BP_MAX_WIDTH, &classes, &st) && classes != outs)
+        return BAD(ld, "metadata says %d classes, the architecture %d outputs", classes, outs);
     const char *act_md = md_get(ld, "activation", 1, &st);
     if (st)
         return st;
-    if (strcmp(act_md, L > 1 ? bp_act_name(act) : "none") != 0)
+    const char *act_arch = "none";
+    for (int i = 0; i < nlist; i++)
+        if (list[i].kind == BP_LAYER_ACT) {
+            const char *an = bp_act_name(list[i].act);
+            act_arch = strcmp(act_arch, "none") != 0 && strcmp(act_arch, an) != 0 ? "mixed" : an;
+            if (strcmp(act_arch, "mixed") == 0)
+                break;
+        }
+    if (strcmp(act_md, act_arch) != 0)
         return BAD(ld, "metadata \"activation\" is '%.16s', the architecture says %s", act_md,
-                   L > 1 ? bp_act_name(act) : "none");
+                   act_arch);
     bp_init init = BP_INIT_AUTO;
     uint64_t init_seed = 0;
     if (json_object_get(ld->md, "init")) {
@@ -747,8 +836,9 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
     /* Sizes first, so a header that promises more weights than the file holds is refused
      * before anything is allocated for them. */
     uint64_t nparams = 0;
-    for (int l = 0; l < L; l++)
-        nparams += (uint64_t)sizes[l + 1] * (uint64_t)sizes[l] + (uint64_t)sizes[l + 1];
+    for (int i = 0; i < nlist; i++)
+        if (list[i].kind == BP_LAYER_LINEAR || list[i].kind == BP_LAYER_CONV2D)
+            nparams += (uint64_t)layer_weights(&list[i]) + (uint64_t)list[i].units;
     if (!st && nparams * 4 > data_len)
         return BAD(ld, "the architecture needs %" PRIu64 " bytes of weights, the file holds "
                    "%" PRIu64, nparams * 4, data_len);
@@ -758,13 +848,13 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
     want_tensor want[MF_MAX_TENSORS];
     memset(want, 0, sizeof want);
     int n = 0;
-    for (int l = 0; l < L; l++) {
+    for (int i = 0; i < nlist; i++) {
+        if (list[i].kind != BP_LAYER_LINEAR && list[i].kind != BP_LAYER_CONV2D)
+            continue;
         for (int bias = 0; bias < 2; bias++) {
             mf_tensor *t = &want[n++].t;
-            tensor_name(t->name, sizeof t->name, l, bias);
-            t->ndim = bias ? 1 : 2;
-            t->shape[0] = (uint64_t)sizes[l + 1];
-            t->shape[1] = (uint64_t)sizes[l];
+            tensor_name(t->name, sizeof t->name, i, bias);
+            tensor_shape(t, &list[i], bias);
         }
     }
     int n0 = n;
@@ -785,8 +875,10 @@ static int load_body(loader *ld, json_t *root, const uint8_t *data, uint64_t dat
                    "damaged", crc, want_crc);
 
     bp_model *m = NULL;
-    if ((st = bp_model_create(&m, sizes, L, act, ld->err)))
+    if ((st = bp_model_create_layers(&m, in_c, in_h, in_w, list, nlist, ld->err)))
         return st;
+    if (m->mlp && L == 1)
+        m->act = BP_ACT_RELU; /* unused: no hidden layer */
     m->input_rows = rows, m->input_cols = cols, m->init = init, m->init_seed = init_seed;
     for (int l = 0; l < L && !st; l++) {
         const want_tensor *w = &want[2 * l], *b = &want[2 * l + 1];

@@ -84,9 +84,16 @@ static void naive_jt_times(float *dv, const float *J, const float *dy, int C)
     }
 }
 
+static void naive_list_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels,
+                            int B, double *loss_sum, int *correct, float *dX);
+
 void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
                 double *loss_sum, int *correct, float *dX)
 {
+    if (!m->mlp) {
+        naive_list_step(m, w, X, labels, B, loss_sum, correct, dX);
+        return;
+    }
     int L = m->nlayers, C = m->sizes[L], I0 = m->sizes[0];
     float *act[BP_MAX_LAYERS + 1]; /* act[l]: one sample's input to layer l; act[L]: logits */
     float *p = w->na + I0;
@@ -157,6 +164,250 @@ void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, 
         }
     }
     /* mean over the batch */
+    float inv = 1.0f / (float)B;
+    for (size_t i = 0; i < m->nparams; i++)
+        m->grads[i] *= inv;
+    if (dX)
+        for (size_t i = 0; i < (size_t)B * I0; i++)
+            dX[i] *= inv;
+    if (loss_sum)
+        *loss_sum = loss;
+    if (correct)
+        *correct = hits;
+}
+
+/* ---- any layer list, one sample at a time ----
+ * The same softmax, loss and Jacobian as above; each layer as the per-sample formula reads
+ * (docs/derivation.md §10–§13), with none of the batched path's functions:
+ *   conv2d   y[o,p,q] = b_o + Σ_{c,i,j} W[o,c,i,j]·x[c, p·s+i−ph, q·s+j−pw]  (0 outside x)
+ *            dW[o,c,i,j] += dy[o,p,q]·x[…],  db_o += dy[o,p,q],  dx[…] += W[o,c,i,j]·dy[o,p,q]
+ *   maxpool  y = the window's first largest x;  dx at that pixel += dy
+ *   avgpool  y = the window's mean;             dx on every pixel += dy/k²
+ *   dropout  y = x·mask;                        dx = dy·mask  (the masks bp_grad would draw)
+ *   flatten  the same numbers under another shape */
+
+static void naive_conv(const bp_layer *ly, const float *W, const float *b, const float *x,
+                       float *y)
+{
+    int s = ly->stride, ph = ly->pad == BP_PAD_SAME ? (ly->kh - 1) / 2 : 0;
+    int pw = ly->pad == BP_PAD_SAME ? (ly->kw - 1) / 2 : 0;
+    for (int o = 0; o < ly->out_c; o++)
+        for (int p = 0; p < ly->out_h; p++)
+            for (int q = 0; q < ly->out_w; q++) {
+                float v = b[o];
+                for (int c = 0; c < ly->in_c; c++)
+                    for (int i = 0; i < ly->kh; i++)
+                        for (int j = 0; j < ly->kw; j++) {
+                            int r = p * s + i - ph, t = q * s + j - pw;
+                            if (r < 0 || r >= ly->in_h || t < 0 || t >= ly->in_w)
+                                continue;
+                            v += W[((o * ly->in_c + c) * ly->kh + i) * ly->kw + j] *
+                                 x[(c * ly->in_h + r) * ly->in_w + t];
+                        }
+                y[(o * ly->out_h + p) * ly->out_w + q] = v;
+            }
+}
+
+static void naive_conv_back(const bp_layer *ly, const float *W, float *dW, float *db,
+                            const float *x, const float *dy, float *dx)
+{
+    int s = ly->stride, ph = ly->pad == BP_PAD_SAME ? (ly->kh - 1) / 2 : 0;
+    int pw = ly->pad == BP_PAD_SAME ? (ly->kw - 1) / 2 : 0;
+    if (dx)
+        for (int k = 0; k < ly->in_c * ly->in_h * ly->in_w; k++)
+            dx[k] = 0.0f;
+    for (int o = 0; o < ly->out_c; o++)
+        for (int p = 0; p < ly->out_h; p++)
+            for (int q = 0; q < ly->out_w; q++) {
+                float g = dy[(o * ly->out_h + p) * ly->out_w + q];
+                db[o] += g;
+                for (int c = 0; c < ly->in_c; c++)
+                    for (int i = 0; i < ly->kh; i++)
+                        for (int j = 0; j < ly->kw; j++) {
+                            int r = p * s + i - ph, t = q * s + j - pw;
+                            if (r < 0 || r >= ly->in_h || t < 0 || t >= ly->in_w)
+                                continue;
+                            int wi = ((o * ly->in_c + c) * ly->kh + i) * ly->kw + j;
+                            int xi = (c * ly->in_h + r) * ly->in_w + t;
+                            dW[wi] += g * x[xi];
+                            if (dx)
+                                dx[xi] += W[wi] * g;
+                        }
+            }
+}
+
+static void naive_pool(const bp_layer *ly, const float *x, float *y, int32_t *arg)
+{
+    int k = ly->kh;
+    for (int c = 0; c < ly->out_c; c++)
+        for (int p = 0; p < ly->out_h; p++)
+            for (int q = 0; q < ly->out_w; q++) {
+                int best = -1;
+                float sum = 0.0f;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int xi = (c * ly->in_h + p * k + i) * ly->in_w + q * k + j;
+                        sum += x[xi];
+                        if (best < 0 || x[xi] > x[best])
+                            best = xi;
+                    }
+                int yi = (c * ly->out_h + p) * ly->out_w + q;
+                if (ly->kind == BP_LAYER_MAXPOOL) {
+                    y[yi] = x[best];
+                    arg[yi] = best;
+                } else {
+                    y[yi] = sum / (float)(k * k);
+                }
+            }
+}
+
+static void naive_pool_back(const bp_layer *ly, const float *dy, const int32_t *arg, float *dx)
+{
+    int k = ly->kh;
+    for (int i = 0; i < ly->in_c * ly->in_h * ly->in_w; i++)
+        dx[i] = 0.0f;
+    for (int c = 0; c < ly->out_c; c++)
+        for (int p = 0; p < ly->out_h; p++)
+            for (int q = 0; q < ly->out_w; q++) {
+                int yi = (c * ly->out_h + p) * ly->out_w + q;
+                if (ly->kind == BP_LAYER_MAXPOOL) {
+                    dx[arg[yi]] += dy[yi];
+                    continue;
+                }
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++)
+                        dx[(c * ly->in_h + p * k + i) * ly->in_w + q * k + j] +=
+                            dy[yi] / (float)(k * k);
+            }
+}
+
+static void naive_list_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels,
+                            int B, double *loss_sum, int *correct, float *dX)
+{
+    int n = m->nlist, C = m->sizes[m->nlayers], I0 = m->sizes[0];
+    float *out[BP_MAX_LIST];   /* one sample's output of each layer */
+    int32_t *arg[BP_MAX_LIST]; /* one sample's max-pool arg-max */
+    float *p = w->na;
+    int32_t *q = w->narg;
+    for (int i = 0; i < n; i++) {
+        out[i] = p;
+        p += layer_out_size(&m->list[i]);
+        arg[i] = q;
+        if (m->list[i].kind == BP_LAYER_MAXPOOL)
+            q += layer_out_size(&m->list[i]);
+    }
+    int wide = w->max_width > I0 ? w->max_width : I0;
+    float *g = w->nd, *gnext = w->nd + wide;
+    float *dy = w->D[0];
+
+    /* The masks of this call, drawn as the batched path draws them: layer by layer over the
+     * whole batch, from the same stream. */
+    if (w->has_dropout) {
+        bp_rng rng;
+        dropout_stream(&rng, w->drop_seed, w->drop_step);
+        for (int i = 0; i < n; i++)
+            if (m->list[i].kind == BP_LAYER_DROPOUT)
+                dropout_mask(w->mask[i], (size_t)B * layer_out_size(&m->list[i]),
+                             m->list[i].p, &rng);
+    }
+    w->drop_step++;
+
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    double loss = 0.0;
+    int hits = 0;
+    for (int s = 0; s < B; s++) {
+        const float *x0 = X + (size_t)s * I0;
+        for (int i = 0; i < n; i++) {
+            const bp_layer *ly = &m->list[i];
+            const float *x = i == 0 ? x0 : out[i - 1];
+            int no = (int)layer_out_size(ly), ni = (int)layer_in_size(ly), l = ly->param;
+            switch (ly->kind) {
+            case BP_LAYER_LINEAR:
+                for (int o = 0; o < no; o++) {
+                    float v = m->b[l][o];
+                    for (int k = 0; k < ni; k++)
+                        v += m->W[l][(size_t)o * ni + k] * x[k];
+                    out[i][o] = v;
+                }
+                break;
+            case BP_LAYER_ACT:
+                for (int k = 0; k < no; k++)
+                    out[i][k] = act_apply(x[k], ly->act);
+                break;
+            case BP_LAYER_CONV2D: naive_conv(ly, m->W[l], m->b[l], x, out[i]); break;
+            case BP_LAYER_MAXPOOL:
+            case BP_LAYER_AVGPOOL: naive_pool(ly, x, out[i], arg[i]); break;
+            case BP_LAYER_FLATTEN:
+                for (int k = 0; k < no; k++)
+                    out[i][k] = x[k];
+                break;
+            case BP_LAYER_DROPOUT:
+                for (int k = 0; k < no; k++)
+                    out[i][k] = x[k] * w->mask[i][(size_t)s * no + k];
+                break;
+            }
+        }
+        const float *v = out[n - 1];
+        float *y = w->Y + (size_t)s * C;
+        int c = labels[s], am;
+        double lse = naive_softmax(y, v, C, &am);
+        loss += naive_xent(v, lse, c, C);
+        hits += am == c;
+        naive_dl_dy(dy, y, c, C);
+        naive_jacobian(w->J, y, C);
+        naive_jt_times(g, w->J, dy, C);
+
+        for (int i = n - 1; i >= 0; i--) {
+            const bp_layer *ly = &m->list[i];
+            const float *x = i == 0 ? x0 : out[i - 1];
+            int no = (int)layer_out_size(ly), ni = (int)layer_in_size(ly), l = ly->param;
+            float *dx = i == 0 ? (dX ? dX + (size_t)s * I0 : NULL) : gnext;
+            switch (ly->kind) {
+            case BP_LAYER_LINEAR:
+                for (int o = 0; o < no; o++) {
+                    for (int k = 0; k < ni; k++)
+                        m->dW[l][(size_t)o * ni + k] += g[o] * x[k];
+                    m->db[l][o] += g[o];
+                }
+                if (dx)
+                    for (int k = 0; k < ni; k++) {
+                        float d = 0.0f;
+                        for (int o = 0; o < no; o++)
+                            d += m->W[l][(size_t)o * ni + k] * g[o];
+                        dx[k] = d;
+                    }
+                break;
+            case BP_LAYER_ACT:
+                if (dx)
+                    for (int k = 0; k < ni; k++)
+                        dx[k] = g[k] * act_derivative(out[i][k], ly->act);
+                break;
+            case BP_LAYER_CONV2D:
+                naive_conv_back(ly, m->W[l], m->dW[l], m->db[l], x, g, dx);
+                break;
+            case BP_LAYER_MAXPOOL:
+            case BP_LAYER_AVGPOOL:
+                if (dx)
+                    naive_pool_back(ly, g, arg[i], dx);
+                break;
+            case BP_LAYER_FLATTEN:
+                if (dx)
+                    for (int k = 0; k < ni; k++)
+                        dx[k] = g[k];
+                break;
+            case BP_LAYER_DROPOUT:
+                if (dx)
+                    for (int k = 0; k < ni; k++)
+                        dx[k] = g[k] * w->mask[i][(size_t)s * no + k];
+                break;
+            }
+            if (i == 0)
+                break;
+            float *tmp = g;
+            g = gnext;
+            gnext = tmp;
+        }
+    }
     float inv = 1.0f / (float)B;
     for (size_t i = 0; i < m->nparams; i++)
         m->grads[i] *= inv;

@@ -164,11 +164,42 @@ static ranked *pick_units(const bp_model *m)
     return r;
 }
 
+/* A CNN's first conv2d layer: each output channel's kh×kw filter on input channel 0, in
+ * channel order, each scaled to its own largest |w|. */
+static int conv_filters(const char *path, const bp_model *m, const bp_layer *ly, int max_tiles,
+                        bp_error *err)
+{
+    if (max_tiles < 0 || max_tiles > MAX_TILES)
+        return bp_fail_field(err, "max_tiles", "%d is not 0 to %d", max_tiles, MAX_TILES);
+    int n = ly->units < MAX_TILES ? ly->units : MAX_TILES;
+    if (max_tiles && max_tiles < n)
+        n = max_tiles;
+    uint32_t side = (uint32_t)(ly->kh > ly->kw ? ly->kh : ly->kw), s = WEIGHT_TILE / 2 / side;
+    s = s < 1 ? 1 : s > 16 ? 16 : s;
+    canvas cv;
+    int st = canvas_new(&cv, (uint64_t)n, (uint64_t)ly->kw * s, (uint64_t)ly->kh * s, path, err);
+    if (st)
+        return st;
+    size_t per = (size_t)ly->in_c * ly->kh * ly->kw;
+    for (int k = 0; k < n; k++)
+        draw_weights(&cv, (uint32_t)k, m->W[0] + (size_t)k * per, (uint32_t)ly->kh,
+                     (uint32_t)ly->kw, s);
+    st = bp_png_write(path, cv.px, cv.w, cv.h, 3, err);
+    free(cv.px);
+    return st;
+}
+
 int bp_picture_weights(const char *path, const bp_model *m, uint32_t rows, uint32_t cols,
                        int max_tiles, bp_error *err)
 {
     if (!m)
         return bp_fail(err, BP_ERR_ARG, "%s: no model", path);
+    const bp_layer *first = NULL;
+    for (int i = 0; i < m->nlist && !first; i++)
+        if (m->list[i].param == 0)
+            first = &m->list[i];
+    if (first && first->kind == BP_LAYER_CONV2D)
+        return conv_filters(path, m, first, max_tiles, err);
     if ((uint64_t)rows * cols != (uint64_t)m->sizes[0])
         return bp_fail(err, BP_ERR_ARG, "%s: tiles of %u×%u do not match the model's %d inputs",
                        path, rows, cols, m->sizes[0]);

@@ -1,25 +1,133 @@
-/* One forward and backward pass through the whole stack, in the three implementations of
+/* One forward and backward pass through the whole layer list, in the three implementations of
  * --impl:
  *   blas:     batched GEMMs, softmax and cross-entropy fused to dV = (Y − T)/B
  *   jacobian: the same GEMMs, but dL/dy = −T/(B·Y) then Jᵀ·dL/dy with the explicit Jacobian
  *   naive:    the seminar's per-sample loops (naive.c)
- * Forward for L linear layers (H0 = X, act between layers, none after the last):
- *   Zl = H(l)·Wlᵀ + 1·blᵀ,  H(l+1) = act(Zl),  V = Z(L−1),  Y = softmax(V)
- * Backward, from dV down:
- *   dWl = dZlᵀ·H(l),  dbl = dZlᵀ·1,  dH(l) = dZl·Wl,  dZ(l−1) = dH(l) ⊙ act'(Z(l−1))  (l > 0) */
+ * Forward, layer i from H(i−1) (H(−1) = X) to H(i), the last one's output the logits V:
+ *   linear  H = H(i−1)·Wᵀ + 1·bᵀ          act      H = f(H(i−1)) (in place after linear/conv)
+ *   conv2d  im2col + GEMM (conv.c)          pools    pooling.c
+ *   flatten the same buffer                 dropout  H = H(i−1) ⊙ mask (bp_grad only)
+ * Backward, from dV down, each layer from dL/dH(i) to dL/dH(i−1) and its dW, db (for an MLP:
+ *   dWl = dZlᵀ·H(l),  dbl = dZlᵀ·1,  dH(l) = dZl·Wl,  dZ(l−1) = dH(l) ⊙ act'(Z(l−1)));
+ * two buffers (w->D) take turns holding the gradient (docs/derivation.md §7, §13). */
 #include "internal.h"
+
+#include <string.h>
+
+/* Layer i's input: the caller's X for the first layer, else the layer before's output. */
+static const float *input_of(const bp_work *w, const float *X, int i)
+{
+    return i == 0 ? X : w->H[i - 1];
+}
+
+void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, int train)
+{
+    bp_rng rng;
+    if (train && w->has_dropout)
+        dropout_stream(&rng, w->drop_seed, w->drop_step);
+    for (int i = 0; i < m->nlist; i++) {
+        const bp_layer *ly = &m->list[i];
+        const float *in = input_of(w, X, i);
+        float *out = w->H[i];
+        size_t n = (size_t)B * layer_out_size(ly);
+        switch (ly->kind) {
+        case BP_LAYER_LINEAR:
+            linear_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B,
+                           (int)layer_in_size(ly), ly->units);
+            break;
+        case BP_LAYER_ACT: /* in place after a linear or conv layer: act' is read from out */
+            act_forward(out, in, n, ly->act);
+            break;
+        case BP_LAYER_CONV2D: {
+            conv_shape s;
+            conv_shape_of(&s, ly);
+            conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s,
+                         w->ccol[i] ? w->ccol[i] : w->col, w->ctmp, conv_chunk(&s, w->max_batch));
+            break;
+        }
+        case BP_LAYER_MAXPOOL:
+            maxpool_forward(out, w->arg[i], in, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+            break;
+        case BP_LAYER_AVGPOOL:
+            avgpool_forward(out, in, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+            break;
+        case BP_LAYER_FLATTEN:
+            if (out != in)
+                memcpy(out, in, n * sizeof *out);
+            break;
+        case BP_LAYER_DROPOUT:
+            if (train) {
+                dropout_mask(w->mask[i], n, ly->p, &rng);
+                dropout_apply(out, in, w->mask[i], n);
+            } else {
+                memcpy(out, in, n * sizeof *out);
+            }
+            break;
+        }
+    }
+}
 
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B)
 {
-    int L = m->nlayers;
-    const float *in = X;
-    for (int l = 0; l < L; l++) {
-        int I = m->sizes[l], O = m->sizes[l + 1];
-        float *out = l == L - 1 ? w->V : w->H[l + 1];
-        linear_forward(w->threads, out, in, m->W[l], m->b[l], B, I, O);
-        if (l < L - 1)
-            act_forward(out, out, (size_t)B * O, m->act); /* in place: act' is read from H */
-        in = out;
+    model_forward_mode(m, w, X, B, 0);
+}
+
+/* From g = dL/d(the last layer's output) [B, C] in w->D[0] down to dX (NULL: not wanted),
+ * layer by layer; parameter gradients into m->grads. */
+static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float *dX)
+{
+    float *g = w->D[0], *other = w->D[1];
+    for (int i = m->nlist - 1; i >= 0; i--) {
+        const bp_layer *ly = &m->list[i];
+        const float *in = input_of(w, X, i);
+        /* The first layer's input gradient is only wanted by gradient checks (dX). */
+        float *din = i == 0 ? dX : other;
+        size_t n = (size_t)B * layer_out_size(ly);
+        int swap = 1;
+        switch (ly->kind) {
+        case BP_LAYER_LINEAR:
+            linear_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
+                            m->W[ly->param], B, (int)layer_in_size(ly), ly->units);
+            break;
+        case BP_LAYER_CONV2D: {
+            conv_shape s;
+            conv_shape_of(&s, ly);
+            conv_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
+                          m->W[ly->param], B, &s, w->ccol[i] ? w->ccol[i] : w->col, w->ctmp,
+                          conv_chunk(&s, w->max_batch), w->ccol[i] != NULL);
+            break;
+        }
+        case BP_LAYER_MAXPOOL:
+            if (din)
+                maxpool_backward(din, g, w->arg[i], B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+            break;
+        case BP_LAYER_AVGPOOL:
+            if (din)
+                avgpool_backward(din, g, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+            break;
+        case BP_LAYER_ACT: /* dZ = dA ⊙ act'(Z), in place, act' through the output */
+            act_backward(g, g, w->H[i], n, ly->act);
+            swap = 0;
+            break;
+        case BP_LAYER_FLATTEN:
+            swap = 0;
+            break;
+        case BP_LAYER_DROPOUT:
+            for (size_t k = 0; k < n; k++)
+                g[k] *= w->mask[i][k];
+            swap = 0;
+            break;
+        }
+        if (i == 0) {
+            if (!swap && dX)
+                memcpy(dX, g, n * sizeof *dX);
+            break;
+        }
+        if (swap) {
+            float *t = g;
+            g = other;
+            other = t;
+        }
     }
 }
 
@@ -67,29 +175,17 @@ int bp_grad(bp_model *m, bp_work *w, bp_impl impl, const float *X, const uint8_t
         return BP_OK;
     }
 
-    int L = m->nlayers, C = m->sizes[L];
-    model_forward(m, w, X, B);
+    int C = m->sizes[m->nlayers];
+    model_forward_mode(m, w, X, B, 1);
+    w->drop_step++;
     softmax_xent_forward(w->Y, w->V, labels, B, C, loss_sum, correct);
 
-    float *dZ = w->D[0], *dH = w->D[1];
     if (impl == BP_IMPL_BLAS) {
-        softmax_xent_backward(dZ, w->Y, labels, B, C);
+        softmax_xent_backward(w->D[0], w->Y, labels, B, C);
     } else {
-        xent_backward_dy(dH, w->Y, labels, B, C);
-        softmax_backward_jacobian(dZ, dH, w->Y, w->J, B, C);
+        xent_backward_dy(w->D[1], w->Y, labels, B, C);
+        softmax_backward_jacobian(w->D[0], w->D[1], w->Y, w->J, B, C);
     }
-    for (int l = L - 1; l >= 0; l--) {
-        int I = m->sizes[l], O = m->sizes[l + 1];
-        const float *in = l == 0 ? X : w->H[l];
-        /* The first layer's input gradient is only wanted by gradient checks (dX). */
-        float *din = l == 0 ? dX : dH;
-        linear_backward(w->threads, din, m->dW[l], m->db[l], dZ, in, m->W[l], B, I, O);
-        if (l > 0) {
-            act_backward(dH, dH, w->H[l], (size_t)B * I, m->act);
-            float *t = dZ; /* dH now holds dZ(l−1): swap roles */
-            dZ = dH;
-            dH = t;
-        }
-    }
+    model_backward(m, w, X, B, dX);
     return BP_OK;
 }

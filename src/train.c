@@ -385,6 +385,8 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
     bp_rng_seed(&rs.rng, cfg->seed);
     if (cfg->resume && (st = resume(cfg->resume, m, train, cfg, opt, &rs, err)))
         goto done;
+    /* dropout masks from the run's seed and step: a resumed run draws the ones it would have */
+    bp_work_set_seed(w, cfg->seed, rs.step);
     if (cfg->log_path && !(csv = open_log(cfg->log_path, cfg->resume != NULL, rs.epoch, err))) {
         st = BP_ERR_IO;
         goto done;

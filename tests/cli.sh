@@ -406,5 +406,46 @@ expect 2 "huge/train-images-idx3-ubyte: images of 1025x1025 = 1050625 pixels are
 usage_error "--momentum: -0.5 must be at least 0 and below 1" --momentum -0.5
 usage_error "--lr-min: -1 must be at least 0" --lr-min -1
 
+
+# ---- --arch: layer lists, strictly parsed, the bad token named ----
+usage_error "backprop train: --arch: token 1 'conv3x3:0': channels must be from 1 to 4096" --arch conv3x3:0
+usage_error "backprop train: --arch: token 3 'conv3x3:0': channels must be from 1 to 4096" --arch relu,relu,conv3x3:0
+usage_error "--arch: token 2 'gelu': unknown layer" --arch fc:8,gelu
+usage_error "--arch: token 1 'fc:x': fc:N needs a width" --arch fc:x
+usage_error "--arch: token 2 '': empty" --arch fc:8,,relu
+usage_error "--arch: token 1 'dropout:1.5': dropout:P needs a rate" --arch dropout:1.5
+usage_error "--arch: token 1 'conv4x4:8:same': 'same' padding needs an odd kernel" --arch conv4x4:8:same
+usage_error "--arch: token 3 'maxpool2': a spatial layer after fc or flatten" --arch conv3x3:4,fc:8,maxpool2
+usage_error "--arch: an empty architecture" --arch ''
+usage_error "backprop train: --arch: not with --hidden" --arch fc:8 --hidden 8
+usage_error "backprop train: --arch: not with --act" --act tanh --arch fc:8
+usage_error "backprop train: --arch needs a value" --arch
+usage_error "--arch: not with --resume" --arch fc:8 --resume "$tmp/none.st"
+# shapes are known once the data is: a 3x3 kernel on the tiny set's 2x2 images
+expect 2 "backprop train: --arch: layer 0 (conv2d): a 3x3 kernel does not fit a 2x2 input" train --data "$good" --arch conv3x3:4
+check_train "tiny set, CNN" --data "$good" --arch conv1x1:3,relu,maxpool2,fc:6,relu,dropout:0.2 --optim adam
+check_train "tiny set, CNN, naive" --data "$good" --arch conv2x2:3:s2,tanh,dropout:0.1 --impl naive
+# a saved CNN through eval, weights (the conv filters) and gradcheck --arch
+cnn=$tmp/cnn.st
+run train --data "$good" --epochs 2 --batch 5 --arch conv1x1:3,relu,avgpool2,fc:5 --save "$cnn"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $out == *"model 1x2x2 conv1x1:3,relu,avgpool2,flatten,fc:5,fc:10 (layers, "* ]] &&
+    echo "ok: train --arch header: $(head -n 1 <<<"$out")" || fail "train --arch: exit $rc $err: $out"
+run eval --model "$cnn" --data "$good"
+checks=$((checks + 1))
+[[ $rc -eq 0 && $out == *"model $cnn: 1x2x2 conv1x1:3"* && $out == *"confusion matrix"* ]] &&
+    echo "ok: eval of a CNN" || fail "eval CNN: exit $rc $err: $out"
+run weights --model "$cnn" --out "$tmp/filters.png"
+checks=$((checks + 1))
+[[ $rc -eq 0 && -s $tmp/filters.png ]] && echo "ok: weights of a CNN" || fail "weights CNN: exit $rc $err"
+run gradcheck --arch conv3x3:3:same,relu,maxpool2,dropout:0.3,fc:8,tanh --inputs 36 --batch 2 --entries 0
+checks=$((checks + 1))
+[[ $rc -eq 0 && $(grep -c ' ok' <<<"$out") -eq 7 ]] && echo "ok: gradcheck --arch, 7 tensors" ||
+    fail "gradcheck --arch: exit $rc $err: $out"
+expect 2 "backprop gradcheck: --arch: not with --hidden or --act" gradcheck --arch fc:4 --hidden 4
+expect 2 "backprop gradcheck: --inputs: 10 is not a square image for --arch" gradcheck --arch conv3x3:2 --inputs 10
+expect 2 "backprop gradcheck: --arch: token 2 'maxpool9x': the window" gradcheck --arch conv3x3:2,maxpool9x
+expect 2 "backprop derive: $cnn is not an MLP" derive --model "$cnn" --data "$good"
+
 echo "cli.sh: $checks checks, $fails failed"
 [[ $fails -eq 0 && $checks -gt 0 ]]

@@ -749,9 +749,11 @@ static void damaged_models(void)
              "metadata \"arch\" is not a JSON object");
     bad_edit("arch starts with an activation", good, Q "layers" Q ":[",
              Q "layers" Q ":[{" Q "type" Q ":" Q "tanh" Q "},", 0,
-             "layer 0 is 'tanh' where a linear layer is expected");
+             /* a layer list may start with an activation: then the tensors are misnamed */
+             "unexpected tensor '0.weight'");
     bad_edit("arch: two linear layers in a row", good, "{" Q "type" Q ":" Q "tanh" Q "},", "", 0,
-             "layer 1 is 'linear' where an activation is expected");
+             /* two linear layers in a row are a valid list, numbered 0, 1: the file's 2 is not */
+             "unexpected tensor '2.weight'");
     bad_edit("arch ends with an activation", good, Q "out" Q ":3}]",
              Q "out" Q ":3},{" Q "type" Q ":" Q "tanh" Q "}]", 0,
              "the last layer must be linear");
@@ -760,11 +762,12 @@ static void damaged_models(void)
     bad_edit("arch: input shape mismatch", good, Q "input" Q ":[4,5]", Q "input" Q ":[4,6]", 0,
              "layer 0 takes 20 inputs, but 24 arrive");
     bad_edit("arch: unknown activation", good, Q "tanh" Q, Q "gelu" Q, 0,
-             "layer 1: unknown activation 'gelu'");
+             "layer 1: unknown layer type 'gelu'");
     bad_edit("arch: two activations", good,
              Q "tanh" Q "},{" Q "type" Q ":" Q "linear" Q "," Q "in" Q ":8",
              Q "relu" Q "},{" Q "type" Q ":" Q "linear" Q "," Q "in" Q ":8", 0,
-             "layer 3 is relu after tanh");
+             /* a list may mix activations; the metadata must then say so */
+             "metadata \"activation\" is 'tanh', the architecture says mixed");
     bad_edit("arch: layer without type", good, Q "type" Q ":" Q "linear" Q "," Q "in" Q ":20",
              Q "kind" Q ":" Q "linear" Q "," Q "in" Q ":20", 0, "layer 0 has no \"type\"");
 

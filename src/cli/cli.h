@@ -42,6 +42,13 @@ const char *cli_model_desc(const bp_model *m, char *buf, size_t len);
  * 0 if neither. */
 int cli_input_shape(const bp_model *m, uint32_t *rows, uint32_t *cols);
 
+/* --arch: the layer list of s with the classes-wide output layer appended (a flatten before it
+ * when the list ends spatial), on inputs of rows×cols (a flat input when the list has no
+ * spatial layer). m NULL: only the syntax is checked. On failure prints
+ * "backprop CMD: --arch: …" and returns EXIT_USAGE (1 when out of memory). */
+int cli_arch_model(const char *cmd, const char *s, int classes, uint32_t rows, uint32_t cols,
+                   bp_model **m);
+
 /* The getopt loop's common cases: ':' (a value missing), '?' (unknown, ambiguous, or a value
  * given to a flag that takes none), each said as it is, then the --help hint. Returns −1. */
 struct option;

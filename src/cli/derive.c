@@ -237,6 +237,13 @@ int cmd_derive(int argc, char **argv)
         status = cli_exit(st);
         goto done;
     }
+    if (!m->mlp) {
+        fprintf(stderr, "backprop derive: %s is not an MLP: derive follows the seminar's "
+                "linear and activation layers only (try gradcheck --arch for the others)\n",
+                model);
+        status = EXIT_USAGE;
+        goto done;
+    }
     if ((uint32_t)m->sizes[0] != test->dim || (uint32_t)m->sizes[m->nlayers] != test->classes) {
         fprintf(stderr, "backprop derive: %s has %d inputs and %d outputs; the test images of "
                 "%s have %ux%u = %u pixels and %u classes\n", model, m->sizes[0],

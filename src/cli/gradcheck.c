@@ -18,6 +18,8 @@ static void help(FILE *f)
           "\n"
           "  --hidden W[,W...]   hidden widths (default none)\n"
           "  --act relu|tanh|sigmoid  (default relu)\n"
+          "  --arch LIST         layers as for train --arch (the input is a square image of\n"
+          "                      --inputs pixels when the list has spatial layers)\n"
           "  --impl blas|jacobian|naive  (default blas)\n"
           "  --batch N           samples in the batch (default 8)\n"
           "  --inputs N          input width (default 784)\n"
@@ -31,17 +33,34 @@ static void help(FILE *f)
           f);
 }
 
+/* --arch on a square image of inputs pixels (a flat input of that width without spatial
+ * layers); -100 after printing why not. */
+static int gradcheck_arch(const char *arch, int inputs, bp_model **m)
+{
+    uint32_t r = 1;
+    while ((r + 1) * (r + 1) <= (uint32_t)inputs)
+        r++;
+    if (inputs < 1 || r * r != (uint32_t)inputs) {
+        fprintf(stderr, "backprop gradcheck: --inputs: %d is not a square image for --arch\n",
+                inputs);
+        return -100;
+    }
+    return cli_arch_model("gradcheck", arch, BP_CLASSES, r, r, m) ? -100 : 0;
+}
+
 int cmd_gradcheck(int argc, char **argv)
 {
-    enum { O_HIDDEN = 256, O_ACT, O_IMPL, O_BATCH, O_INPUTS, O_ENTRIES, O_STEP, O_TOL, O_SEED, O_THREADS };
+    enum { O_HIDDEN = 256, O_ACT, O_IMPL, O_BATCH, O_INPUTS, O_ENTRIES, O_STEP, O_TOL, O_SEED, O_THREADS, O_ARCH };
     static const struct option longopts[] = {
         {"hidden", required_argument, 0, O_HIDDEN}, {"act", required_argument, 0, O_ACT},
         {"impl", required_argument, 0, O_IMPL},     {"batch", required_argument, 0, O_BATCH},
         {"inputs", required_argument, 0, O_INPUTS}, {"entries", required_argument, 0, O_ENTRIES},
         {"step", required_argument, 0, O_STEP},     {"tol", required_argument, 0, O_TOL},
         {"seed", required_argument, 0, O_SEED},     {"threads", required_argument, 0, O_THREADS},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    const char *C = "gradcheck";
+        {"arch", required_argument, 0, O_ARCH},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *C = "gradcheck", *arch = NULL;
+    int given_net = 0;
     int hidden[BP_MAX_LAYERS], nhidden = 0, batch = 8, inputs = 784, entries = 100, threads = 0;
     bp_act act = BP_ACT_RELU;
     bp_impl impl = BP_IMPL_BLAS;
@@ -54,8 +73,12 @@ int cmd_gradcheck(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case O_HIDDEN: bad = opt_widths(C, "--hidden", optarg, hidden, BP_MAX_LAYERS - 1, &nhidden); break;
-        case O_ACT: bad = opt_parsed(C, "--act", bp_act_parse(optarg, &act, &err), &err); break;
+        case O_ARCH:
+            arch = optarg;
+            bad = cli_arch_model(C, arch, BP_CLASSES, 0, 0, NULL) ? -1 : 0;
+            break;
+        case O_HIDDEN: given_net = 1; bad = opt_widths(C, "--hidden", optarg, hidden, BP_MAX_LAYERS - 1, &nhidden); break;
+        case O_ACT: given_net = 1; bad = opt_parsed(C, "--act", bp_act_parse(optarg, &act, &err), &err); break;
         case O_IMPL: bad = opt_parsed(C, "--impl", bp_impl_parse(optarg, &impl, &err), &err); break;
         case O_BATCH: bad = opt_int(C, "--batch", optarg, &batch); break;
         case O_INPUTS: bad = opt_int(C, "--inputs", optarg, &inputs); break;
@@ -84,6 +107,11 @@ int cmd_gradcheck(int argc, char **argv)
         fprintf(stderr, "backprop gradcheck: unexpected argument '%s'\nTry 'backprop gradcheck --help'.\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (arch && given_net) {
+        fprintf(stderr, "backprop gradcheck: --arch: not with --hidden or --act (the "
+                "architecture lists its own layers)\nTry 'backprop gradcheck --help'.\n");
+        return EXIT_USAGE;
+    }
     int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1, status = 1, nres = 0;
     sizes[0] = inputs;
     for (int l = 0; l < nhidden; l++)
@@ -95,8 +123,13 @@ int cmd_gradcheck(int argc, char **argv)
     bp_gradcheck_tensor res[2 * BP_MAX_LAYERS + 1];
     /* The library checks every range (entries < 0 becomes a huge size_t: refuse it here) */
     if (entries < 0 || (status = bp_gradcheck_check(batch, step, &err)) ||
-        (status = bp_model_create(&m, sizes, L, act, &err)) ||
+        (!arch && (status = bp_model_create(&m, sizes, L, act, &err))) ||
+        (arch && (status = gradcheck_arch(arch, inputs, &m))) ||
         (status = bp_model_init(m, BP_INIT_AUTO, seed, &err))) {
+        if (status == -100) { /* gradcheck_arch has said why */
+            status = EXIT_USAGE;
+            goto done;
+        }
         if (entries < 0)
             fprintf(stderr, "backprop gradcheck: --entries: %d must be 0 (all) or positive\n",
                     entries);
@@ -115,9 +148,10 @@ int cmd_gradcheck(int argc, char **argv)
     bp_rng rng;
     bp_rng_seed(&rng, seed);
     /* random biases too, so their gradients are not checked only at 0 */
-    for (int l = 0; l < L; l++)
-        for (int o = 0; o < sizes[l + 1]; o++)
-            m->b[l][o] = (float)(0.1 * bp_rng_normal(&rng));
+    for (int l = 0; l < m->nlayers; l++)
+        for (float *b = m->b[l]; b < (l + 1 < m->nlayers ? m->W[l + 1] : m->params + m->nparams);
+             b++)
+            *b = (float)(0.1 * bp_rng_normal(&rng));
     for (long i = 0; i < batch * inputs; i++)
         X[i] = (float)bp_rng_uniform(&rng);
     for (long i = 0; i < batch; i++)

@@ -131,8 +131,54 @@ int cli_load_model(const char *cmd, const char *path, bp_model **m, bp_model_inf
     return 0;
 }
 
+int cli_arch_model(const char *cmd, const char *s, int classes, uint32_t rows, uint32_t cols,
+                   bp_model **m)
+{
+    bp_error err = {0};
+    bp_layer list[BP_MAX_LIST];
+    int n = 0;
+    if (bp_arch_parse(s, list, BP_MAX_LIST - 2, &n, &err)) {
+        fprintf(stderr, "backprop %s: --arch: %s\n", cmd, err.msg);
+        return EXIT_USAGE;
+    }
+    int spatial = 0;
+    for (int i = 0; i < n; i++) {
+        bp_layer_kind k = list[i].kind;
+        if (k == BP_LAYER_CONV2D || k == BP_LAYER_MAXPOOL || k == BP_LAYER_AVGPOOL)
+            spatial = 1;
+        else if (k == BP_LAYER_FLATTEN || k == BP_LAYER_LINEAR)
+            spatial = 0;
+    }
+    if (spatial) {
+        memset(&list[n], 0, sizeof list[n]);
+        list[n++].kind = BP_LAYER_FLATTEN;
+    }
+    memset(&list[n], 0, sizeof list[n]);
+    list[n].kind = BP_LAYER_LINEAR, list[n++].units = classes;
+    if (!m)
+        return 0;
+    int any_spatial = 0;
+    for (int i = 0; i < n; i++)
+        any_spatial |= list[i].kind == BP_LAYER_CONV2D || list[i].kind == BP_LAYER_MAXPOOL ||
+                       list[i].kind == BP_LAYER_AVGPOOL;
+    int st = any_spatial ? bp_model_create_layers(m, 1, (int)rows, (int)cols, list, n, &err)
+                         : bp_model_create_layers(m, (int)(rows * cols), 1, 1, list, n, &err);
+    if (st) {
+        fprintf(stderr, "backprop %s: --arch: %s\n", cmd, err.msg);
+        return st == BP_ERR_NOMEM ? 1 : EXIT_USAGE;
+    }
+    (*m)->input_rows = rows, (*m)->input_cols = cols;
+    return 0;
+}
+
 const char *cli_model_desc(const bp_model *m, char *buf, size_t len)
 {
+    if (!m->mlp) {
+        char arch[512];
+        snprintf(buf, len, "%dx%ux%u %s", m->input_channels, m->input_rows, m->input_cols,
+                 bp_arch_format(m, arch, sizeof arch));
+        return buf;
+    }
     size_t n = 0;
     buf[0] = '\0';
     for (int l = 0; l <= m->nlayers && n < len; l++)

@@ -20,6 +20,10 @@ static void help(FILE *f)
         "  --hidden W[,W...]    hidden layer widths, e.g. 256 or 512,256 (default none:\n"
         "                       the seminar's 784→10 softmax regression)\n"
         "  --act relu|tanh|sigmoid   hidden activation (default relu)\n"
+        "  --arch LIST          the layers instead of --hidden/--act, comma-separated:\n"
+        "                       convKxK:C[:same][:s2], maxpoolK, avgpoolK, fc:N, relu, tanh,\n"
+        "                       sigmoid, dropout:P, flatten; the 10-way output layer is\n"
+        "                       added last, e.g. conv5x5:32,relu,maxpool2,fc:128,relu\n"
         "  --init auto|zeros|uniform|normal|torch  weights (default auto: He for ReLU\n"
         "                       layers, Glorot otherwise, biases 0; torch: PyTorch's\n"
         "                       nn.Linear default, W and b uniform in ±1/sqrt(inputs))\n"
@@ -67,7 +71,7 @@ static void help(FILE *f)
 enum {
     O_DATA = 256, O_HIDDEN, O_ACT, O_INIT, O_EPOCHS, O_BATCH, O_LR, O_OPTIM, O_MOMENTUM, O_WD,
     O_SCHED, O_LRSTEP, O_LRGAMMA, O_LRMIN, O_SEED, O_NOSHUF, O_IMPL, O_THREADS, O_QUIET, O_VERSION,
-    O_SAVE, O_CKPT, O_CKPT_EVERY, O_STOP, O_RESUME, O_LOG, O_END
+    O_SAVE, O_CKPT, O_CKPT_EVERY, O_STOP, O_RESUME, O_LOG, O_ARCH, O_END
 };
 
 typedef struct {
@@ -152,7 +156,7 @@ static const char *const field_flags[] = {
 /* The options that set the run's model or settings: with --resume they come from the file. */
 static int sets_run(int opt)
 {
-    return opt == O_HIDDEN || opt == O_ACT || opt == O_INIT || opt == O_BATCH || opt == O_LR ||
+    return opt == O_HIDDEN || opt == O_ACT || opt == O_ARCH || opt == O_INIT || opt == O_BATCH || opt == O_LR ||
            opt == O_OPTIM || opt == O_MOMENTUM || opt == O_WD || opt == O_SCHED ||
            opt == O_LRSTEP || opt == O_LRGAMMA || opt == O_LRMIN || opt == O_SEED ||
            opt == O_NOSHUF;
@@ -209,8 +213,9 @@ int cmd_train(int argc, char **argv)
         {"save", required_argument, 0, O_SAVE},     {"checkpoint", required_argument, 0, O_CKPT},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"stop-after", required_argument, 0, O_STOP}, {"resume", required_argument, 0, O_RESUME},
-        {"log", required_argument, 0, O_LOG},       {0, 0, 0, 0}};
-    const char *C = "train", *data = "data/mnist", *resume = NULL;
+        {"log", required_argument, 0, O_LOG},       {"arch", required_argument, 0, O_ARCH},
+        {0, 0, 0, 0}};
+    const char *C = "train", *data = "data/mnist", *resume = NULL, *arch = NULL;
     char given[O_END] = {0};
     int hidden[BP_MAX_LAYERS], nhidden = 0;
     bp_act act = BP_ACT_RELU;
@@ -257,6 +262,10 @@ int cmd_train(int argc, char **argv)
         case O_STOP: bad = opt_int(C, "--stop-after", optarg, &cfg.stop_after); break;
         case O_RESUME: resume = optarg; break;
         case O_LOG: cfg.log_path = optarg; break;
+        case O_ARCH:
+            arch = optarg; /* the syntax now; the shapes once the data's image size is known */
+            bad = cli_arch_model(C, arch, BP_CLASSES, 0, 0, NULL) ? -1 : 0;
+            break;
         case 'h': help(stdout); return 0;
         case O_VERSION: printf("backprop %s\n", BP_VERSION); return 0;
         default: cli_opt_error(C, c, argv, longopts); return EXIT_USAGE;
@@ -274,6 +283,11 @@ int cmd_train(int argc, char **argv)
                             "settings come from the checkpoint)\n", longopts[i].name);
             return bad_usage();
         }
+    if (arch && (given[O_HIDDEN] || given[O_ACT])) {
+        fprintf(stderr, "backprop train: --arch: not with --%s (the architecture lists its own "
+                "layers)\n", given[O_HIDDEN] ? "hidden" : "act");
+        return bad_usage();
+    }
     if (optind < argc) {
         fprintf(stderr, "backprop train: unexpected argument '%s'\n", argv[optind]);
         return bad_usage();
@@ -310,6 +324,15 @@ int cmd_train(int argc, char **argv)
         status = EXIT_USAGE;
         goto done;
     }
+    if (!m && arch) {
+        if ((status = cli_arch_model(C, arch, BP_CLASSES, train->rows, train->cols, &m)))
+            goto done;
+        if ((status = bp_model_init(m, init, cfg.seed, &err))) {
+            fprintf(stderr, "backprop train: %s\n", err.msg);
+            status = cli_exit(status);
+            goto done;
+        }
+    }
     if (!m) {
         int sizes[BP_MAX_LAYERS + 1], L = nhidden + 1;
         sizes[0] = (int)train->dim;
@@ -337,10 +360,14 @@ int cmd_train(int argc, char **argv)
     catch_signals();
     if (!rep.quiet) {
         printf("backprop %s: %s, model", BP_VERSION, data);
-        for (int l = 0; l <= L; l++)
+        char desc[600];
+        if (!m->mlp)
+            printf(" %s", cli_model_desc(m, desc, sizeof desc));
+        for (int l = 0; m->mlp && l <= L; l++)
             printf("%c%d", l ? '-' : ' ', m->sizes[l]);
         printf(" (%s, %zu parameters), %s lr %g, batch %d, impl %s, %d thread%s\n",
-               L > 1 ? bp_act_name(m->act) : "softmax regression", m->nparams,
+               !m->mlp ? "layers" : L > 1 ? bp_act_name(m->act) : "softmax regression",
+               m->nparams,
                bp_opt_name(cfg.opt.kind), bp_opt_base_lr(&cfg.opt),
                (uint32_t)cfg.batch < train->n ? cfg.batch : (int)train->n, /* as bp_train clamps */
                bp_impl_name(cfg.impl), cfg.threads, cfg.threads == 1 ? "" : "s");
