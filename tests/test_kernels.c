@@ -1,0 +1,308 @@
+/* The speed paths against plain references:
+ *   - every kernel set this CPU can run (generic always; avx2, avx512 where present) against
+ *     double-precision loops, for every output width 1..16 and input widths that leave vector
+ *     tails (1, 7, 33, 100, 784), in row and column ranges as the pool splits them;
+ *   - the uint8 → float gather, shuffled and in order;
+ *   - the pool: every chunk run exactly once, with one, two and many threads, nested and from
+ *     two calling threads at once;
+ *   - whole training runs: the same parameters, bit for bit, with 1 and 2 threads, for a thin
+ *     model (784→10, the overlapped gather) and an MLP (split GEMMs), and with each kernel set
+ *     within float rounding of the others.
+ * Tolerance for the kernels: |got − ref| ≤ 1e-5 · (1 + Σ|terms|), float32 summation in a
+ * different order than the double reference. */
+#include "check.h"
+#include "fixtures.h"
+#include "internal.h"
+#include "kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static const char *const SETS[] = {"generic", "avx2", "avx512"};
+
+static float *randv(size_t n, uint64_t seed, double lo, double hi)
+{
+    float *v = malloc(n * sizeof *v);
+    bp_rng r;
+    bp_rng_seed(&r, seed);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = (float)(lo + (hi - lo) * bp_rng_uniform(&r));
+    return v;
+}
+
+static double worst; /* the largest error relative to its bound, per set */
+
+static void near(double got, double ref, double mag, const char *what, int O, int I)
+{
+    double bound = 1e-5 * (1.0 + mag);
+    double e = fabs(got - ref) / bound;
+    if (e > worst)
+        worst = e;
+    if (!(fabs(got - ref) <= bound)) { /* NaN fails */
+        CHECKF(0, "%s O=%d I=%d: %.9g vs %.9g", what, O, I, got, ref);
+    }
+}
+
+static void kernels_agree(const kernel_set *k)
+{
+    static const int Is[] = {1, 7, 33, 100, 784};
+    const int B = 13; /* odd: fwd's pairs of rows and its single last row */
+    for (int O = 1; O <= KERNEL_MAX_O; O++)
+        for (size_t ii = 0; ii < sizeof Is / sizeof *Is; ii++) {
+            int I = Is[ii];
+            float *X = randv((size_t)B * I, 1, 0, 1), *W = randv((size_t)O * I, 2, -1, 1);
+            float *b = randv((size_t)O, 3, -1, 1), *dV = randv((size_t)B * O, 4, -1, 1);
+            float *V = malloc((size_t)B * O * sizeof *V), *dW = malloc((size_t)O * I * 4);
+            float *dX = malloc((size_t)B * I * sizeof *dX);
+            if (!CHECK(X && W && b && dV && V && dW && dX))
+                return;
+            /* fwd on rows [0, 5) and [5, B), as two chunks would */
+            k->fwd[O](V, X, W, b, 5, I);
+            k->fwd[O](V + 5 * O, X + (size_t)5 * I, W, b, B - 5, I);
+            for (int r = 0; r < B; r++)
+                for (int o = 0; o < O; o++) {
+                    double s = b[o], mag = fabs(b[o]);
+                    for (int i = 0; i < I; i++) {
+                        s += (double)X[(size_t)r * I + i] * W[(size_t)o * I + i];
+                        mag += fabs((double)X[(size_t)r * I + i] * W[(size_t)o * I + i]);
+                    }
+                    near(V[r * O + o], s, mag, "fwd", O, I);
+                }
+            /* dw over the columns in three ranges, one of them unaligned */
+            int c1 = I / 3, c2 = I - I / 4;
+            for (size_t i = 0; i < (size_t)O * I; i++)
+                dW[i] = NAN;
+            k->dw[O](dW, dV, X, B, I, 0, c1);
+            k->dw[O](dW, dV, X, B, I, c1, c2);
+            k->dw[O](dW, dV, X, B, I, c2, I);
+            for (int o = 0; o < O; o++)
+                for (int c = 0; c < I; c++) {
+                    double s = 0, mag = 0;
+                    for (int r = 0; r < B; r++) {
+                        s += (double)dV[r * O + o] * X[(size_t)r * I + c];
+                        mag += fabs((double)dV[r * O + o] * X[(size_t)r * I + c]);
+                    }
+                    near(dW[(size_t)o * I + c], s, mag, "dw", O, I);
+                }
+            k->dx[O](dX, dV, W, B, I);
+            for (int r = 0; r < B; r++)
+                for (int c = 0; c < I; c++) {
+                    double s = 0, mag = 0;
+                    for (int o = 0; o < O; o++) {
+                        s += (double)dV[r * O + o] * W[(size_t)o * I + c];
+                        mag += fabs((double)dV[r * O + o] * W[(size_t)o * I + c]);
+                    }
+                    near(dX[(size_t)r * I + c], s, mag, "dx", O, I);
+                }
+            free(X), free(W), free(b), free(dV), free(V), free(dW), free(dX);
+        }
+}
+
+static void gather_agrees(const kernel_set *k)
+{
+    enum { N = 50, D = 37, R = 9 };
+    uint8_t pix[N * D];
+    for (int i = 0; i < N * D; i++)
+        pix[i] = (uint8_t)(i * 131 + 7);
+    uint32_t idx[R] = {49, 0, 3, 3, 17, 48, 1, 30, 22};
+    float X[R * D];
+    k->gather(X, pix, D, idx, 0, R);
+    int bad = 0;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < D; i++)
+            bad += X[r * D + i] != (float)pix[idx[r] * D + i] * (1.0f / 255.0f);
+    k->gather(X, pix, D, NULL, 40, R);
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < D; i++)
+            bad += X[r * D + i] != (float)pix[(40 + r) * D + i] * (1.0f / 255.0f);
+    CHECKF(bad == 0, "%s gather: %d values differ from pixel/255", k->name, bad);
+}
+
+/* ---- the pool ---- */
+enum { CHUNKS = 97 };
+typedef struct {
+    _Atomic int runs[CHUNKS];
+    int nested;
+} pool_probe;
+
+static void count_task(void *ctx, int c, int n)
+{
+    pool_probe *p = ctx;
+    if (n == CHUNKS && c >= 0 && c < CHUNKS)
+        atomic_fetch_add(&p->runs[c], 1);
+}
+
+static void nesting_task(void *ctx, int c, int n)
+{
+    (void)n;
+    pool_probe *p = ctx;
+    if (c == 0) { /* a pool_run inside a chunk: must run its chunks itself, all of them */
+        pool_probe inner;
+        memset(&inner, 0, sizeof inner);
+        pool_run(2, CHUNKS, count_task, &inner);
+        int ok = 1;
+        for (int i = 0; i < CHUNKS; i++)
+            ok &= inner.runs[i] == 1;
+        p->nested = ok;
+    }
+}
+
+static int once_each(const pool_probe *p)
+{
+    for (int i = 0; i < CHUNKS; i++)
+        if (p->runs[i] != 1)
+            return 0;
+    return 1;
+}
+
+static void *caller(void *arg)
+{
+    pool_probe *p = arg;
+    for (int rep = 0; rep < 200; rep++) {
+        memset(p, 0, sizeof *p);
+        pool_run(2, CHUNKS, count_task, p);
+        if (!once_each(p))
+            return NULL;
+    }
+    return p;
+}
+
+static void pool_checks(void)
+{
+    pool_probe p;
+    for (int n = 1; n <= 8; n *= 2)
+        for (int rep = 0; rep < 300; rep++) {
+            memset(&p, 0, sizeof p);
+            pool_run(n, CHUNKS, count_task, &p);
+            if (!CHECKF(once_each(&p), "pool_run(%d threads): a chunk ran other than once", n))
+                break;
+        }
+    memset(&p, 0, sizeof p);
+    pool_run(2, 2, nesting_task, &p);
+    CHECKF(p.nested, "a nested pool_run did not run each of its chunks once");
+    /* two threads of the program calling at once: one gets the pool, the other runs alone */
+    pool_probe a, b;
+    pthread_t ta, tb;
+    void *ra = NULL, *rb = NULL;
+    CHECK(pthread_create(&ta, NULL, caller, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, caller, &b) == 0);
+    pthread_join(ta, &ra);
+    pthread_join(tb, &rb);
+    CHECKF(ra == &a && rb == &b, "concurrent callers: a chunk ran other than once");
+}
+
+/* ---- whole runs ---- */
+static bp_dataset synth(uint32_t n, uint32_t dim, uint64_t seed)
+{
+    bp_dataset ds = {n, 1, dim, dim, 10, malloc((size_t)n * dim), malloc(n)};
+    bp_rng r;
+    bp_rng_seed(&r, seed);
+    for (uint32_t s = 0; ds.pixels && ds.labels && s < n; s++) {
+        uint8_t c = (uint8_t)bp_rng_below(&r, 10);
+        ds.labels[s] = c;
+        for (uint32_t i = 0; i < dim; i++) /* class-dependent bands plus noise */
+            ds.pixels[(size_t)s * dim + i] =
+                (uint8_t)((i % 10 == c ? 120 : 0) + bp_rng_below(&r, 120));
+    }
+    return ds;
+}
+
+static float *trained(const bp_dataset *ds, const int *sizes, int nl, int threads,
+                      size_t *np)
+{
+    bp_model *m = fx_model(sizes, nl, BP_ACT_RELU, 5);
+    if (!m)
+        return NULL;
+    bp_train_config cfg;
+    bp_train_config_default(&cfg);
+    cfg.epochs = 2;
+    cfg.batch = 128;
+    cfg.threads = threads;
+    cfg.opt.lr = 0.1f;
+    bp_error err = {0};
+    float *out = NULL;
+    if (bp_train(m, ds, NULL, &cfg, NULL, NULL, &err) == BP_OK) {
+        out = malloc(m->nparams * sizeof *out);
+        if (out)
+            memcpy(out, m->params, m->nparams * sizeof *out);
+        *np = m->nparams;
+    } else {
+        fprintf(stderr, "bp_train (%d threads): %s\n", threads, err.msg);
+    }
+    bp_model_free(m);
+    return out;
+}
+
+static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, int nl,
+                                        const char *what)
+{
+    size_t n1 = 0, n2 = 0;
+    float *p1 = trained(ds, sizes, nl, 1, &n1), *p2 = trained(ds, sizes, nl, 2, &n2);
+    if (CHECK(p1 && p2 && n1 == n2)) {
+        size_t diff = 0;
+        for (size_t i = 0; i < n1; i++)
+            diff += memcmp(&p1[i], &p2[i], sizeof *p1) != 0;
+        printf("  %-40s 1 vs 2 threads: %zu of %zu parameters differ\n", what, diff, n1);
+        CHECKF(diff == 0, "%s: %zu parameters differ between 1 and 2 threads", what, diff);
+    }
+    free(p1);
+    free(p2);
+}
+
+int main(void)
+{
+    int tested = 0;
+    for (size_t s = 0; s < sizeof SETS / sizeof *SETS; s++) {
+        bp_error err = {0};
+        if (bp_kernel_select(SETS[s], &err) != BP_OK) {
+            printf("kernel set %-8s not on this CPU: %s (not tested here)\n", SETS[s], err.msg);
+            CHECK_CONTAINS(err.msg, SETS[s]);
+            continue;
+        }
+        CHECK(strcmp(bp_kernel_name(), SETS[s]) == 0);
+        worst = 0;
+        kernels_agree(kernels());
+        gather_agrees(kernels());
+        printf("kernel set %-8s fwd/dw/dx for O = 1..16: worst error %.2f of its bound\n",
+               SETS[s], worst);
+        tested++;
+    }
+    bp_error err = {0};
+    CHECK(bp_kernel_select("sse9", &err) == BP_ERR_ARG);
+    CHECK_CONTAINS(err.msg, "sse9");
+    CHECK(bp_kernel_select("auto", &err) == BP_OK);
+    printf("kernel sets tested: %d; in use by default: %s\n", tested, bp_kernel_name());
+
+    pool_checks();
+
+    int cores = bp_threads_resolve(2, NULL);
+    if (cores < 2)
+        printf("one core: the 1-vs-2-thread runs below compare one thread with itself\n");
+    bp_dataset thin = synth(1000, 784, 7), wide = synth(600, 300, 8);
+    if (CHECK(thin.pixels && thin.labels && wide.pixels && wide.labels)) {
+        int lin[] = {784, 10}, mlp[] = {300, 64, 10};
+        same_for_every_thread_count(&thin, lin, 1, "784→10 (gather overlapped)");
+        same_for_every_thread_count(&wide, mlp, 2, "300-64-10 ReLU (split GEMMs)");
+        /* every kernel set trains the thin model to the same parameters within rounding */
+        size_t n0 = 0;
+        bp_kernel_select("generic", NULL);
+        float *ref = trained(&thin, lin, 1, 1, &n0);
+        for (size_t s = 1; ref && s < sizeof SETS / sizeof *SETS; s++) {
+            if (bp_kernel_select(SETS[s], NULL) != BP_OK)
+                continue;
+            size_t n = 0;
+            float *p = trained(&thin, lin, 1, 2, &n);
+            double d = 0;
+            for (size_t i = 0; p && i < n; i++)
+                d = fmax(d, fabs((double)p[i] - ref[i]));
+            printf("  784→10, %s vs generic after 2 epochs: max |Δparam| %.2e (tol 1e-4)\n",
+                   SETS[s], d);
+            CHECKF(p && n == n0 && d <= 1e-4, "%s vs generic: max |dparam| %.3e", SETS[s], d);
+            free(p);
+        }
+        free(ref);
+        bp_kernel_select("auto", NULL);
+    }
+    free(thin.pixels), free(thin.labels), free(wide.pixels), free(wide.labels);
+    return check_exit("test_kernels");
+}
