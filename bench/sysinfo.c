@@ -82,7 +82,7 @@ json_t *bench_sysinfo(void)
     snprintf(blas, sizeof blas, "%s", bp_blas_config());
     blas[strcspn(blas, "\n")] = 0;
     return json_pack("{s:{s:s, s:b, s:b, s:b, s:b, s:i, s:f, s:s}, "
-                     "s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s}",
+                     "s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s}",
                      "machine", "cpu_model", model, "flags_known", got_flags, "avx2", avx2,
                      "fma", fma, "avx512f", avx512f, "cores", (int)sysconf(_SC_NPROCESSORS_ONLN),
                      "mem_gib", mem_kib / (1024.0 * 1024.0), "kernel", kernel,
@@ -92,5 +92,6 @@ json_t *bench_sysinfo(void)
                      "build", "compiler", BENCH_CC, "buildtype", BENCH_BUILDTYPE,
                      "optimization", BENCH_OPTIMIZATION,
                      "c_args", BENCH_C_ARGS[0] ? BENCH_C_ARGS : "(none)",
-                     "sanitize", BENCH_SANITIZE, "commit", BENCH_COMMIT);
+                     "sanitize", BENCH_SANITIZE, "commit", BENCH_COMMIT,
+                     "kernel_set", bp_kernel_name());
 }

@@ -57,38 +57,43 @@ static inline float khsum(kvec v)
     return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
-/* fwd for a compile-time O: NR rows at a time (two while 2·O accumulators fit the registers). */
-#define KFWD(NO)                                                                                  \
+/* fwd for a compile-time O, in groups of NG output units (NG divides O) and blocks of NR rows:
+ * NR·NG accumulators. The group's rows of W and the block's rows of X (for O = 10: 5 + 4 rows
+ * of 784 floats, 28 KB) stay in L1 while every FMA reads from it; all of W at once (31 KB)
+ * beside two rows of X would not fit, and each W load would come from L2. */
+#define KFWD(NO, NG, NR)                                                                          \
     static void KCAT(KNAME(fwd_), NO)(float *V, const float *X, const float *W, const float *b,   \
                                       int rows, int I)                                            \
     {                                                                                             \
-        enum { NR = (NO) <= 12 ? 2 : 1 };                                                         \
         int iv = I - I % KVW, r = 0;                                                              \
-        for (; r + NR <= rows; r += NR) {                                                         \
-            kvec acc[NR][NO];                                                                     \
-            _Pragma("GCC unroll 16") for (int o = 0; o < (NO); o++)                              \
-                _Pragma("GCC unroll 2") for (int k = 0; k < NR; k++) acc[k][o] = (kvec){0};      \
-            for (int i = 0; i < iv; i += KVW) {                                                   \
-                kvec x[NR];                                                                       \
-                _Pragma("GCC unroll 2") for (int k = 0; k < NR; k++) x[k] =                      \
-                    kload(X + (size_t)(r + k) * I + i);                                           \
-                _Pragma("GCC unroll 16") for (int o = 0; o < (NO); o++)                          \
-                {                                                                                 \
-                    kvec w = kload(W + (size_t)o * I + i);                                        \
-                    _Pragma("GCC unroll 2") for (int k = 0; k < NR; k++) acc[k][o] += x[k] * w;  \
+        for (; r + (NR) <= rows; r += (NR))                                                       \
+            for (int o0 = 0; o0 < (NO); o0 += (NG)) {                                             \
+                const float *Wg = W + (size_t)o0 * I;                                             \
+                kvec acc[NR][NG];                                                                 \
+                _Pragma("GCC unroll 16") for (int o = 0; o < (NG); o++)                          \
+                    _Pragma("GCC unroll 4") for (int k = 0; k < (NR); k++) acc[k][o] = (kvec){0};\
+                for (int i = 0; i < iv; i += KVW) {                                               \
+                    kvec x[NR];                                                                   \
+                    _Pragma("GCC unroll 4") for (int k = 0; k < (NR); k++) x[k] =                \
+                        kload(X + (size_t)(r + k) * I + i);                                       \
+                    _Pragma("GCC unroll 16") for (int o = 0; o < (NG); o++)                      \
+                    {                                                                             \
+                        kvec w = kload(Wg + (size_t)o * I + i);                                   \
+                        _Pragma("GCC unroll 4") for (int k = 0; k < (NR); k++) acc[k][o] +=      \
+                            x[k] * w;                                                             \
+                    }                                                                             \
+                }                                                                                 \
+                for (int k = 0; k < (NR); k++) {                                                  \
+                    const float *xr = X + (size_t)(r + k) * I;                                    \
+                    for (int o = 0; o < (NG); o++) {                                              \
+                        float s = khsum(acc[k][o]);                                               \
+                        for (int i = iv; i < I; i++)                                              \
+                            s += xr[i] * Wg[(size_t)o * I + i];                                   \
+                        V[(size_t)(r + k) * (NO) + o0 + o] = b[o0 + o] + s;                       \
+                    }                                                                             \
                 }                                                                                 \
             }                                                                                     \
-            for (int k = 0; k < NR; k++) {                                                        \
-                const float *xr = X + (size_t)(r + k) * I;                                        \
-                for (int o = 0; o < (NO); o++) {                                                  \
-                    float s = khsum(acc[k][o]);                                                   \
-                    for (int i = iv; i < I; i++)                                                  \
-                        s += xr[i] * W[(size_t)o * I + i];                                        \
-                    V[(size_t)(r + k) * (NO) + o] = b[o] + s;                                     \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-        for (; r < rows; r++) { /* the last odd row: the same sums, one row at a time */          \
+        for (; r < rows; r++) { /* the last rows: the same sums, one row at a time */            \
             const float *xr = X + (size_t)r * I;                                                  \
             for (int o = 0; o < (NO); o++) {                                                      \
                 kvec a = (kvec){0};                                                               \
@@ -172,9 +177,19 @@ static inline float khsum(kvec v)
         }                                                                                         \
     }
 
-#define KALL(NO) KFWD(NO) KDW(NO) KDX(NO)
-KALL(1) KALL(2) KALL(3) KALL(4) KALL(5) KALL(6) KALL(7) KALL(8)
-KALL(9) KALL(10) KALL(11) KALL(12) KALL(13) KALL(14) KALL(15) KALL(16)
+/* (O, group, rows per block): groups that divide O, and accumulators that leave room in the
+ * vector registers for the rows of X and one row of W: at most 24 of AVX-512's 32 registers,
+ * 13 of the 16 of AVX2 and SSE2. */
+#define KALL(NO, NG, NR) KFWD(NO, NG, NR) KDW(NO) KDX(NO)
+#if KVW == 16
+KALL(1, 1, 4) KALL(2, 2, 4) KALL(3, 3, 4) KALL(4, 4, 4) KALL(5, 5, 4) KALL(6, 6, 4)
+KALL(7, 7, 3) KALL(8, 4, 4) KALL(9, 3, 4) KALL(10, 5, 4) KALL(11, 11, 2) KALL(12, 6, 4)
+KALL(13, 13, 1) KALL(14, 7, 3) KALL(15, 5, 4) KALL(16, 8, 3)
+#else
+KALL(1, 1, 4) KALL(2, 2, 4) KALL(3, 3, 3) KALL(4, 4, 2) KALL(5, 5, 2) KALL(6, 6, 2)
+KALL(7, 7, 1) KALL(8, 4, 2) KALL(9, 3, 3) KALL(10, 5, 2) KALL(11, 11, 1) KALL(12, 6, 2)
+KALL(13, 13, 1) KALL(14, 7, 1) KALL(15, 5, 2) KALL(16, 8, 1)
+#endif
 
 #define KROW(f, NO) KCAT(KNAME(f), NO)
 #define KTABLE(f)                                                                                 \
