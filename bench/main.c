@@ -21,17 +21,22 @@
 
 #define MAX_LIST 16
 #define PATH_LEN 1024 /* --out-dir and --data: longer paths are refused, never cut */
-#define NMODELS 2
+#define NMODELS 3
 /* one line per record, keys in the order written, 7 significant digits */
 #define JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7))
 
 static const bench_model models[NMODELS] = {
-    {"linear", "784→10", 1, {784, 10, 0}},
-    {"mlp", "784-256-10 ReLU", 2, {784, 256, 10}},
+    {.name = "linear", .label = "784→10", .nlayers = 1, .sizes = {784, 10, 0}},
+    {.name = "mlp", .label = "784-256-10 ReLU", .nlayers = 2, .sizes = {784, 256, 10}},
+    /* PyTorch's MNIST example network (examples/mnist/main.py); naive takes seconds per step
+     * on it, so one batch size unless --batches says otherwise (quick: a small one) */
+    {.name = "cnn", .label = "PyTorch's MNIST CNN",
+     .arch = "conv3x3:32,relu,conv3x3:64,relu,maxpool2,dropout:0.25,fc:128,relu,dropout:0.5",
+     .batch = 64, .quick_batch = 8},
 };
 
 typedef struct {
-    int quick, report;
+    int quick, report, batches_given;
     int threads[MAX_LIST], nthreads, batches[MAX_LIST], nbatches, max_batch;
     int models[NMODELS], nmodels;
     bp_impl impls[3];
@@ -47,11 +52,12 @@ static void usage(void)
            "Checks that every implementation's gradient agrees with naive, times the sgemm peak,\n"
            "training steps and epochs, writes OUT_DIR/latest.jsonl and renders it with\n"
            "bench/report.py into latest.md and latest.svg.\n\n"
-           "  --quick            seconds: batches 1,8,128, short repetitions, 512³ sgemm,\n"
-           "                     results into %s\n"
+           "  --quick            seconds: batches 1,8,128 (cnn 8), every model, short\n"
+           "                     repetitions, 512³ sgemm, results into %s\n"
            "  --threads LIST     OpenBLAS thread counts (1,2)\n"
-           "  --batches LIST     batch sizes (1,8,32,128,512,2048)\n"
-           "  --models LIST      linear (784→10), mlp (784-256-10 ReLU) (both)\n"
+           "  --batches LIST     batch sizes (1,8,32,128,512,2048; cnn: 64, quick 8)\n"
+           "  --models LIST      linear (784→10), mlp (784-256-10 ReLU), cnn (PyTorch's MNIST\n"
+           "                     example network) (linear,mlp)\n"
            "  --impls LIST       naive, jacobian, blas (all; validation is against naive always)\n"
            "  --reps N           timed repetitions after a warm-up (5)\n"
            "  --step-seconds F   one step repetition lasts about F s (0.2; quick 0.003)\n"
@@ -99,7 +105,7 @@ static int model_item(const char *opt, const char *t, int *v)
     for (*v = 0; *v < NMODELS; ++*v)
         if (!strcmp(t, models[*v].name))
             return 0;
-    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp)\n", opt, t);
+    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp, cnn)\n", opt, t);
     return -1;
 }
 
@@ -148,6 +154,27 @@ static int path_opt(const char *opt, const char *s, const char **out)
     return n && n < PATH_LEN ? 0 : -1;
 }
 
+/* The batch sizes measured for model bm into *b: the run's list, or the model's own one size
+ * (cnn) unless --batches was given. Their number. */
+static int model_batches(const bench_opts *o, const bench_model *bm, const int **b)
+{
+    if (bm->batch && !o->batches_given) {
+        *b = o->quick ? &bm->quick_batch : &bm->batch;
+        return 1;
+    }
+    *b = o->batches;
+    return o->nbatches;
+}
+
+static int model_max_batch(const bench_opts *o, const bench_model *bm)
+{
+    const int *b;
+    int n = model_batches(o, bm, &b), max = 1;
+    for (int i = 0; i < n; i++)
+        max = b[i] > max ? b[i] : max;
+    return max;
+}
+
 /* 0 ok, 1 done (--help), 2 bad usage. */
 static int parse_opts(bench_opts *o, int argc, char **argv)
 {
@@ -168,7 +195,7 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
                       .nimpls = 3, .reps = 5, .step_seconds = -1, .rep_seconds = -1,
                       .sgemm_n = -1, .tolerance = 1e-4f, .lr = 0.01f, .seed = 1,
                       .data_dir = BENCH_DATA_DIR};
-    int batches_given = 0, c, bad = 0, k[3];
+    int batches_given = 0, models_given = 0, c, bad = 0, k[3];
     cli_prog = "bp_bench";
     opterr = 0;
     optind = 0;
@@ -185,6 +212,7 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
             break;
         case O_MODELS:
             bad = (o->nmodels = list("--models", optarg, o->models, NMODELS, model_item)) < 0;
+            models_given = 1;
             break;
         case O_IMPLS:
             bad = (o->nimpls = list("--impls", optarg, k, 3, impl_item)) < 0;
@@ -211,8 +239,13 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
     }
     if (o->quick && !batches_given)
         memcpy(o->batches, (int[]){1, 8, 128}, 3 * sizeof(int)), o->nbatches = 3;
-    for (int i = 0; i < o->nbatches; i++)
-        o->max_batch = o->batches[i] > o->max_batch ? o->batches[i] : o->max_batch;
+    o->batches_given = batches_given;
+    if (o->quick && !models_given) /* the quick test exercises every model */
+        memcpy(o->models, (int[]){0, 1, 2}, 3 * sizeof(int)), o->nmodels = 3;
+    for (int i = 0; i < o->nmodels; i++) {
+        int mb = model_max_batch(o, &models[o->models[i]]);
+        o->max_batch = mb > o->max_batch ? mb : o->max_batch;
+    }
     o->step_seconds = o->step_seconds > 0 ? o->step_seconds : o->quick ? 0.003f : 0.2f;
     o->rep_seconds = o->rep_seconds > 0 ? o->rep_seconds : o->quick ? 0.01f : 2.0f;
     o->sgemm_n = o->sgemm_n > 0 ? o->sgemm_n : o->quick ? 512 : 2048;
@@ -290,7 +323,7 @@ static int add(json_t *recs, json_t *rec, json_t *extra)
     return ok ? BP_OK : BP_ERR_NOMEM;
 }
 
-/* A model, its work on threads[0] and a batch buffer for the largest batch. */
+/* A model, its work on threads[0] and a batch buffer for the model's largest batch. */
 typedef struct {
     bp_model *m;
     bp_work *w;
@@ -298,15 +331,16 @@ typedef struct {
     uint8_t *labels;
 } setup;
 
-static int setup_make(setup *s, const bench_model *bm, const bench_opts *o, bp_error *err)
+static int setup_make(setup *s, const bench_model *bm, int with_dropout, const bench_opts *o,
+                      bp_error *err)
 {
+    int max = model_max_batch(o, bm);
     *s = (setup){0};
-    s->X = malloc((size_t)o->max_batch * 784 * sizeof *s->X);
-    s->labels = malloc((size_t)o->max_batch);
-    int st = s->X && s->labels ? bp_model_create(&s->m, bm->sizes, bm->nlayers, BP_ACT_RELU, err)
-                               : BP_ERR_NOMEM;
+    s->X = malloc((size_t)max * 784 * sizeof *s->X);
+    s->labels = malloc((size_t)max);
+    int st = s->X && s->labels ? bench_model_create(bm, with_dropout, &s->m, err) : BP_ERR_NOMEM;
     if (!st)
-        st = bp_work_create(&s->w, s->m, o->max_batch, o->threads[0], err);
+        st = bp_work_create(&s->w, s->m, max, o->threads[0], err);
     return st ? st : bp_model_init(s->m, BP_INIT_AUTO, o->seed, err);
 }
 
@@ -320,17 +354,28 @@ static void setup_free(setup *s)
 
 /* On the benchmark's own batches (the first B samples, as the step timing uses them), at every
  * thread count, bp_grad_agree of each implementation against naive: the gradient block and the
- * loss within the tolerance. The number of failures, or −1 if the check could not run. */
+ * loss within the tolerance. The number of failures, or −1 if the check could not run.
+ * bp_grad_agree runs the two passes one after the other, and each bp_grad draws the next
+ * step's dropout masks, so the two would see different masks: a model with dropout is checked
+ * without its dropout layers (the same parameter layers and layout, the same initial
+ * parameters; dropout is an elementwise mask, not a GEMM). */
 static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
 {
     int failures = 0, st = BP_OK;
     for (int mi = 0; mi < o->nmodels && !st; mi++) {
         const bench_model *bm = &models[o->models[mi]];
+        const int *batches;
+        int nb = model_batches(o, bm, &batches);
         setup s;
         bp_error err = {0};
-        st = setup_make(&s, bm, o, &err);
-        for (int bi = 0; bi < o->nbatches && !st; bi++) {
-            int B = o->batches[bi];
+        st = setup_make(&s, bm, 0, o, &err);
+        int dropped = 0; /* dropout layers left out */
+        bp_model *full = NULL;
+        if (!st && !(st = bench_model_create(bm, 1, &full, &err)))
+            dropped = full->nlist - s.m->nlist;
+        bp_model_free(full);
+        for (int bi = 0; bi < nb && !st; bi++) {
+            int B = batches[bi];
             bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
             for (int ti = 0; ti < o->nthreads && !st; ti++)
                 for (int k = 0; k < o->nimpls && !st; k++) {
@@ -351,12 +396,13 @@ static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
                                 bp_impl_name(impl), B, o->threads[ti], a.grad_rel, a.loss_rel,
                                 (double)o->tolerance);
                     st = add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, "
-                                             "s:f, s:b}", "kind", "validation", "model",
+                                             "s:f, s:b, s:i}", "kind", "validation", "model",
                                              bm->name, "impl", bp_impl_name(impl), "ref",
                                              "naive", "batch", B, "threads", o->threads[ti],
                                              "grad_rel", num(a.grad_rel), "tensor_rel",
                                              num(a.tensor_rel), "loss_rel", num(a.loss_rel),
-                                             "tolerance", (double)o->tolerance, "ok", ok),
+                                             "tolerance", (double)o->tolerance, "ok", ok,
+                                             "dropout_layers_removed", dropped),
                              json_object());
                 }
         }
@@ -369,15 +415,16 @@ static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
 }
 
 /* A step or epoch record from the repetitions v (samples/s); *sps gets their median. */
-static int measured(json_t *recs, const char *kind, const bench_model *bm, bp_impl impl, int B,
-                    int T, const double *v, int reps, long steps, long samples, double *sps)
+static int measured(json_t *recs, const char *kind, const bench_model *bm, double flops,
+                    bp_impl impl, int B, int T, const double *v, int reps, long steps,
+                    long samples, double *sps)
 {
     json_t *stats = bench_reps(v, reps);
     *sps = stats ? json_real_value(json_object_get(stats, "median")) : 0;
-    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}", "kind",
-                               kind, "model", bm->name, "impl", bp_impl_name(impl), "batch", B,
-                               "threads", T, "unit", "samples/s", "samples_per_s", *sps,
-                               "gflops", *sps * bench_flops_per_sample(bm) * 1e-9,
+    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:f, s:I, s:I}",
+                               "kind", kind, "model", bm->name, "impl", bp_impl_name(impl),
+                               "batch", B, "threads", T, "unit", "samples/s", "samples_per_s",
+                               *sps, "flops_per_sample", flops, "gflops", *sps * flops * 1e-9,
                                "steps_per_rep", (json_int_t)steps, "samples_per_rep",
                                (json_int_t)samples), stats);
 }
@@ -396,13 +443,16 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
     oc.kind = BP_OPT_SGD;
     oc.sched = BP_SCHED_CONSTANT;
     double *v = malloc((size_t)o->reps * sizeof *v);
-    int st = v ? setup_make(&s, bm, o, &err) : BP_ERR_NOMEM;
+    const int *batches;
+    int nb = model_batches(o, bm, &batches);
+    int st = v ? setup_make(&s, bm, 1, o, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_opt_create(&opt, &oc, s.m->nparams, &err);
     if (!st)
         bp_work_set_threads(s.w, T);
-    for (int bi = 0; bi < o->nbatches && !st; bi++) {
-        int B = o->batches[bi];
+    double flops = st ? 0 : bench_flops_per_sample(s.m);
+    for (int bi = 0; bi < nb && !st; bi++) {
+        int B = batches[bi];
         bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
         for (int k = 0; k < o->nimpls && !st; k++) {
             bp_impl impl = o->impls[k];
@@ -414,7 +464,8 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                                  o->reps, v, &steps)))
                 break;
             double sps = 0, eps = 0;
-            st = measured(recs, "step", bm, impl, B, T, v, o->reps, steps, steps * B, &sps);
+            st = measured(recs, "step", bm, flops, impl, B, T, v, o->reps, steps, steps * B,
+                          &sps);
             /* An epoch repetition is the whole set, unless the step rate says it would take
              * longer than --rep-seconds: then about that long in whole batches. */
             if (sps > 0 && n / sps > o->rep_seconds) {
@@ -423,8 +474,8 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                 n = b * B < n ? b * B : n;
             }
             if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)) ||
-                (st = measured(recs, "epoch", bm, impl, B, T, v, o->reps, (n + B - 1) / B, n,
-                               &eps)))
+                (st = measured(recs, "epoch", bm, flops, impl, B, T, v, o->reps,
+                               (n + B - 1) / B, n, &eps)))
                 break;
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
                    "samples/s (%ld samples/rep)\n", bm->label, T, B, bp_impl_name(impl), sps,
@@ -457,10 +508,24 @@ static json_t *header(const bench_opts *o, const char *date, json_t *load_before
         json_array_append_new(names, json_string(bp_impl_name(o->impls[i])));
     for (int i = 0; ms && i < o->nmodels; i++) {
         const bench_model *bm = &models[o->models[i]];
-        json_array_append_new(ms, json_pack("{s:s, s:s, s:o, s:f}", "name", bm->name, "label",
-                                            bm->label, "sizes",
-                                            int_array(bm->sizes, bm->nlayers + 1),
-                                            "flops_per_sample", bench_flops_per_sample(bm)));
+        const int *b;
+        int nb = model_batches(o, bm, &b);
+        bp_model *m = NULL;
+        bp_error err;
+        char arch[512];
+        if (bench_model_create(bm, 1, &m, &err)) { /* it was made for the timing already */
+            json_decref(ms);
+            ms = NULL;
+            break;
+        }
+        json_array_append_new(ms, json_pack("{s:s, s:s, s:s, s:o, s:I, s:f, s:o}", "name",
+                                            bm->name, "label", bm->label, "arch",
+                                            bp_arch_format(m, arch, sizeof arch), "sizes",
+                                            int_array(m->sizes, m->nlayers + 1), "params",
+                                            (json_int_t)m->nparams, "flops_per_sample",
+                                            bench_flops_per_sample(m), "batches",
+                                            int_array(b, nb)));
+        bp_model_free(m);
     }
     json_t *h = json_pack("{s:s, s:i, s:s, s:s, s:f, s:o, s:o, s:{s:b, s:i, s:s}, "
                           "s:{s:o, s:o, s:o, s:i, s:f, s:f, s:i, s:f, s:f, s:I}, s:o}",
