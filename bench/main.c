@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,13 +350,81 @@ static void setup_free(setup *s)
     free(s->labels);
 }
 
+/* One validation record (and a line on stderr if it failed); failures counted. */
+static int record_check(json_t *recs, const bench_opts *o, const bench_model *bm, bp_impl impl,
+                        int B, int T, const bp_agreement *a, int dropped, const char *masks,
+                        int *failures)
+{
+    int ok = a->grad_rel <= o->tolerance && a->loss_rel <= o->tolerance;
+    *failures += !ok;
+    if (!ok)
+        fprintf(stderr, "bp_bench: VALIDATION FAILED: %s %s batch %d, %d thread(s), dropout %s: "
+                "gradient differs from naive by %.3g of max |g| (loss by %.3g), tolerance "
+                "%.3g\n", bm->label, bp_impl_name(impl), B, T, masks, a->grad_rel, a->loss_rel,
+                (double)o->tolerance);
+    return add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:f, s:b, s:i, "
+                               "s:s}", "kind", "validation", "model", bm->name, "impl",
+                               bp_impl_name(impl), "ref", "naive", "batch", B, "threads", T,
+                               "grad_rel", num(a->grad_rel), "tensor_rel", num(a->tensor_rel),
+                               "loss_rel", num(a->loss_rel), "tolerance", (double)o->tolerance,
+                               "ok", ok, "dropout_layers_removed", dropped, "dropout_masks",
+                               masks),
+               json_object());
+}
+
+/* max |g − ref| / max |ref| (NaN stays NaN), bp_grad_agree's measure. */
+static double rel_diff(const float *g, const float *ref, size_t n)
+{
+    double dmax = 0.0, rmax = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)g[i] - (double)ref[i]);
+        if (!(d <= dmax))
+            dmax = d;
+        if (fabs((double)ref[i]) > rmax)
+            rmax = fabs((double)ref[i]);
+    }
+    return rmax > 0 ? dmax / rmax : dmax;
+}
+
+/* impl against naive on a model with dropout, both passes with the masks of (seed, step 0):
+ * the whole gradient block and the loss into a (tensor_rel and dX_rel not measured: NaN). */
+static int agree_masked(bp_model *m, bp_work *w, bp_impl impl, const float *X,
+                        const uint8_t *labels, int B, uint64_t seed, bp_agreement *a,
+                        bp_error *err)
+{
+    size_t np = m->nparams;
+    float *ref = malloc(np * sizeof *ref);
+    if (!ref)
+        return BP_ERR_NOMEM;
+    *a = (bp_agreement){.tensor_rel = NAN, .dX_rel = NAN};
+    for (size_t i = 0; i < np; i++)
+        m->grads[i] = NAN; /* an entry a pass leaves unwritten shows as NaN */
+    bp_work_set_seed(w, seed, 0);
+    int st = bp_grad(m, w, BP_IMPL_NAIVE, X, labels, B, &a->loss_ref, &a->correct_ref, NULL,
+                     err);
+    if (!st) {
+        memcpy(ref, m->grads, np * sizeof *ref);
+        for (size_t i = 0; i < np; i++)
+            m->grads[i] = NAN;
+        bp_work_set_seed(w, seed, 0);
+        st = bp_grad(m, w, impl, X, labels, B, &a->loss, &a->correct, NULL, err);
+    }
+    if (!st) {
+        a->grad_rel = rel_diff(m->grads, ref, np);
+        a->loss_rel = fabs(a->loss - a->loss_ref) / (fabs(a->loss_ref) > 0 ? fabs(a->loss_ref) : 1);
+    }
+    free(ref);
+    return st;
+}
+
 /* On the benchmark's own batches (the first B samples, as the step timing uses them), at every
  * thread count, bp_grad_agree of each implementation against naive: the gradient block and the
  * loss within the tolerance. The number of failures, or −1 if the check could not run.
- * bp_grad_agree runs the two passes one after the other, and each bp_grad draws the next
- * step's dropout masks, so the two would see different masks: a model with dropout is checked
- * without its dropout layers (the same parameter layers and layout, the same initial
- * parameters; dropout is an elementwise mask, not a GEMM). */
+ * Dropout: bp_grad_agree runs its two passes one after the other, and each bp_grad draws the
+ * next step's masks, so the two would multiply by different masks. A model with dropout is
+ * therefore checked twice: by bp_grad_agree on a copy without its dropout layers (the same
+ * parameter layers, layout and parameters), and as timed, dropout included, with both passes
+ * set to the same seed and step (bp_work_set_seed), so they draw the same masks. */
 static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
 {
     int failures = 0, st = BP_OK;
@@ -363,14 +432,16 @@ static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
         const bench_model *bm = &models[o->models[mi]];
         const int *batches;
         int nb = model_batches(o, bm, &batches);
-        setup s;
+        setup s, f = {0}; /* without dropout; as timed, when it has dropout */
         bp_error err = {0};
         st = setup_make(&s, bm, 0, o, &err);
-        int dropped = 0; /* dropout layers left out */
-        bp_model *full = NULL;
-        if (!st && !(st = bench_model_create(bm, 1, &full, &err)))
-            dropped = full->nlist - s.m->nlist;
-        bp_model_free(full);
+        int dropped = 0; /* dropout layers left out of s */
+        if (!st && !(st = setup_make(&f, bm, 1, o, &err)))
+            dropped = f.m->nlist - s.m->nlist;
+        if (!st && f.m->nparams != s.m->nparams)
+            st = BP_ERR_ARG; /* cannot happen: dropout has no parameters */
+        if (!st)
+            memcpy(f.m->params, s.m->params, s.m->nparams * sizeof *s.m->params);
         for (int bi = 0; bi < nb && !st; bi++) {
             int B = batches[bi];
             bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
@@ -378,35 +449,28 @@ static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
                 for (int k = 0; k < o->nimpls && !st; k++) {
                     bp_agreement a;
                     bp_impl impl = o->impls[k];
+                    int T = o->threads[ti];
                     if (impl == BP_IMPL_NAIVE)
                         continue;
-                    bp_work_set_threads(s.w, o->threads[ti]);
+                    bp_work_set_threads(s.w, T);
                     if ((st = bp_grad_agree(s.m, s.w, impl, BP_IMPL_NAIVE, s.X, s.labels, B, &a,
+                                            &err)) ||
+                        (st = record_check(recs, o, bm, impl, B, T, &a, dropped,
+                                           dropped ? "removed" : "none", &failures)) ||
+                        !dropped)
+                        continue;
+                    bp_work_set_threads(f.w, T);
+                    if (!(st = agree_masked(f.m, f.w, impl, s.X, s.labels, B, o->seed, &a,
                                             &err)))
-                        break;
-                    int ok = a.grad_rel <= o->tolerance && a.loss_rel <= o->tolerance;
-                    failures += !ok;
-                    if (!ok)
-                        fprintf(stderr, "bp_bench: VALIDATION FAILED: %s %s batch %d, %d "
-                                "thread(s): gradient differs from naive by %.3g of max |g| "
-                                "(loss by %.3g), tolerance %.3g\n", bm->label,
-                                bp_impl_name(impl), B, o->threads[ti], a.grad_rel, a.loss_rel,
-                                (double)o->tolerance);
-                    st = add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, "
-                                             "s:f, s:b, s:i}", "kind", "validation", "model",
-                                             bm->name, "impl", bp_impl_name(impl), "ref",
-                                             "naive", "batch", B, "threads", o->threads[ti],
-                                             "grad_rel", num(a.grad_rel), "tensor_rel",
-                                             num(a.tensor_rel), "loss_rel", num(a.loss_rel),
-                                             "tolerance", (double)o->tolerance, "ok", ok,
-                                             "dropout_layers_removed", dropped),
-                             json_object());
+                        st = record_check(recs, o, bm, impl, B, T, &a, 0, "same seed and step",
+                                          &failures);
                 }
         }
         if (st)
             fprintf(stderr, "bp_bench: validation of %s could not run: %s\n", bm->label,
                     err.msg[0] ? err.msg : bp_status_str(st));
         setup_free(&s);
+        setup_free(&f);
     }
     return st ? -1 : failures;
 }

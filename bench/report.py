@@ -225,8 +225,10 @@ def render_md(run, judged, svg_name):
     L += ["", "## Validation (before timing)", "",
           "`bp_grad_agree` of each implementation against naive on the benchmark's own batch, "
           "from the same parameters: max |g − g_naive| / max |g_naive| over the whole gradient "
-          f"block, and the loss likewise, tolerance {o.get('tolerance', 0):.1e}. Worst over "
-          "batch sizes and thread counts:", "",
+          f"block, and the loss likewise, tolerance {o.get('tolerance', 0):.1e}. A model with "
+          "dropout is checked twice: without its dropout layers, and as timed with both passes "
+          "drawing the same masks (same seed and step). Worst over batch sizes, thread counts "
+          "and both checks:", "",
           "| model | impl | worst rel. diff | at batch | worst loss diff | checks | result |",
           "|:--|:--|--:|--:|--:|--:|:--|"]
     for name in run.models:
