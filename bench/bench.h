@@ -2,9 +2,13 @@
  *   main.c     options, data, validation, the timing loop, the records file
  *   measure.c  the three measurements: sgemm peak, training step, epoch
  *   sysinfo.c  the header record: machine, OpenBLAS, build, commit, load average
- * FLOPs of one sample, per layer l with I inputs and O outputs: forward V = X·Wᵀ 2·I·O, dW = dVᵀ·X
- * 2·I·O, and dX = dV·W 2·I·O for every layer but the first (training does not need dL/dX).
- * Elementwise work (bias, activation, softmax, optimizer, gather) is not counted. */
+ * FLOPs of one sample (bench_flops_per_sample; bench/README.md): the GEMMs of a training step.
+ * A linear layer with I inputs and O outputs: forward V = X·Wᵀ 2·I·O, dW = dVᵀ·X 2·I·O, and
+ * dX = dV·W 2·I·O. A conv2d with C_in input and C_out output channels, a kh×kw kernel and P
+ * output pixels: K = C_in·kh·kw, each of forward W·col, dW = dT·colᵀ and dcol = Wᵀ·dT is
+ * 2·C_out·K·P. dX is not counted for the list's first layer (training does not need dL/dX).
+ * Elementwise work (bias, activation, pooling, dropout, im2col/col2im, softmax, optimizer,
+ * gather) is not counted. */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -13,13 +17,18 @@
 #include <jansson.h>
 
 typedef struct {
-    const char *name;  /* option value and record field: "linear", "mlp" */
+    const char *name;  /* option value and record field: "linear", "mlp", "cnn" */
     const char *label; /* for people: "784→10" */
-    int nlayers;
+    int nlayers;       /* an MLP of sizes[0..nlayers] with ReLU, when arch is NULL */
     int sizes[3];
+    const char *arch;  /* else the layers (bp_arch_parse) on 1×28×28, then fc:10 */
+    int batch, quick_batch; /* > 0: the only batch size measured unless --batches is given */
 } bench_model;
 
-double bench_flops_per_sample(const bench_model *bm);
+/* The model on 28×28 MNIST inputs, parameters 0; with_dropout 0 leaves its dropout layers out
+ * (the same parameter layers, the same parameter layout). */
+int bench_model_create(const bench_model *bm, int with_dropout, bp_model **m, bp_error *err);
+double bench_flops_per_sample(const bp_model *m);
 
 /* measure.c. Each runs once untimed (warm-up, and for the step the calibration), then reps
  * times into v[reps]: GFLOP/s of a bare n³ cblas_sgemm; samples/s of steps_per_rep calls of

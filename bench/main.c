@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,17 +22,22 @@
 
 #define MAX_LIST 16
 #define PATH_LEN 1024 /* --out-dir and --data: longer paths are refused, never cut */
-#define NMODELS 2
+#define NMODELS 3
 /* one line per record, keys in the order written, 7 significant digits */
 #define JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7))
 
 static const bench_model models[NMODELS] = {
-    {"linear", "784→10", 1, {784, 10, 0}},
-    {"mlp", "784-256-10 ReLU", 2, {784, 256, 10}},
+    {.name = "linear", .label = "784→10", .nlayers = 1, .sizes = {784, 10, 0}},
+    {.name = "mlp", .label = "784-256-10 ReLU", .nlayers = 2, .sizes = {784, 256, 10}},
+    /* PyTorch's MNIST example network (examples/mnist/main.py); naive takes seconds per step
+     * on it, so one batch size unless --batches says otherwise (quick: a small one) */
+    {.name = "cnn", .label = "PyTorch's MNIST CNN",
+     .arch = "conv3x3:32,relu,conv3x3:64,relu,maxpool2,dropout:0.25,fc:128,relu,dropout:0.5",
+     .batch = 64, .quick_batch = 4},
 };
 
 typedef struct {
-    int quick, report;
+    int quick, report, batches_given;
     int threads[MAX_LIST], nthreads, batches[MAX_LIST], nbatches, max_batch;
     int models[NMODELS], nmodels;
     bp_impl impls[3];
@@ -47,11 +53,12 @@ static void usage(void)
            "Checks that every implementation's gradient agrees with naive, times the sgemm peak,\n"
            "training steps and epochs, writes OUT_DIR/latest.jsonl and renders it with\n"
            "bench/report.py into latest.md and latest.svg.\n\n"
-           "  --quick            seconds: batches 1,8,128, short repetitions, 512³ sgemm,\n"
-           "                     results into %s\n"
+           "  --quick            seconds: batches 1,8,128 (cnn 4), short repetitions, 512³\n"
+           "                     sgemm, results into %s\n"
            "  --threads LIST     OpenBLAS thread counts (1,2)\n"
-           "  --batches LIST     batch sizes (1,8,32,128,512,2048)\n"
-           "  --models LIST      linear (784→10), mlp (784-256-10 ReLU) (both)\n"
+           "  --batches LIST     batch sizes (1,8,32,128,512,2048; cnn: 64, quick 4)\n"
+           "  --models LIST      linear (784→10), mlp (784-256-10 ReLU), cnn (PyTorch's MNIST\n"
+           "                     example network) (all three)\n"
            "  --impls LIST       naive, jacobian, blas (all; validation is against naive always)\n"
            "  --reps N           timed repetitions after a warm-up (5)\n"
            "  --step-seconds F   one step repetition lasts about F s (0.2; quick 0.003)\n"
@@ -99,7 +106,7 @@ static int model_item(const char *opt, const char *t, int *v)
     for (*v = 0; *v < NMODELS; ++*v)
         if (!strcmp(t, models[*v].name))
             return 0;
-    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp)\n", opt, t);
+    fprintf(stderr, "bp_bench: %s: unknown model '%s' (one of: linear, mlp, cnn)\n", opt, t);
     return -1;
 }
 
@@ -148,6 +155,27 @@ static int path_opt(const char *opt, const char *s, const char **out)
     return n && n < PATH_LEN ? 0 : -1;
 }
 
+/* The batch sizes measured for model bm into *b: the run's list, or the model's own one size
+ * (cnn) unless --batches was given. Their number. */
+static int model_batches(const bench_opts *o, const bench_model *bm, const int **b)
+{
+    if (bm->batch && !o->batches_given) {
+        *b = o->quick ? &bm->quick_batch : &bm->batch;
+        return 1;
+    }
+    *b = o->batches;
+    return o->nbatches;
+}
+
+static int model_max_batch(const bench_opts *o, const bench_model *bm)
+{
+    const int *b;
+    int n = model_batches(o, bm, &b), max = 1;
+    for (int i = 0; i < n; i++)
+        max = b[i] > max ? b[i] : max;
+    return max;
+}
+
 /* 0 ok, 1 done (--help), 2 bad usage. */
 static int parse_opts(bench_opts *o, int argc, char **argv)
 {
@@ -163,8 +191,8 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
         {"out-dir", required_argument, 0, O_OUT}, {"seed", required_argument, 0, O_SEED},
         {"no-report", no_argument, 0, O_NOREPORT}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (bench_opts){.report = 1, .threads = {1, 2}, .nthreads = 2,
-                      .batches = {1, 8, 32, 128, 512, 2048}, .nbatches = 6, .models = {0, 1},
-                      .nmodels = 2, .impls = {BP_IMPL_NAIVE, BP_IMPL_JACOBIAN, BP_IMPL_BLAS},
+                      .batches = {1, 8, 32, 128, 512, 2048}, .nbatches = 6, .models = {0, 1, 2},
+                      .nmodels = 3, .impls = {BP_IMPL_NAIVE, BP_IMPL_JACOBIAN, BP_IMPL_BLAS},
                       .nimpls = 3, .reps = 5, .step_seconds = -1, .rep_seconds = -1,
                       .sgemm_n = -1, .tolerance = 1e-4f, .lr = 0.01f, .seed = 1,
                       .data_dir = BENCH_DATA_DIR};
@@ -211,8 +239,11 @@ static int parse_opts(bench_opts *o, int argc, char **argv)
     }
     if (o->quick && !batches_given)
         memcpy(o->batches, (int[]){1, 8, 128}, 3 * sizeof(int)), o->nbatches = 3;
-    for (int i = 0; i < o->nbatches; i++)
-        o->max_batch = o->batches[i] > o->max_batch ? o->batches[i] : o->max_batch;
+    o->batches_given = batches_given;
+    for (int i = 0; i < o->nmodels; i++) {
+        int mb = model_max_batch(o, &models[o->models[i]]);
+        o->max_batch = mb > o->max_batch ? mb : o->max_batch;
+    }
     o->step_seconds = o->step_seconds > 0 ? o->step_seconds : o->quick ? 0.003f : 0.2f;
     o->rep_seconds = o->rep_seconds > 0 ? o->rep_seconds : o->quick ? 0.01f : 2.0f;
     o->sgemm_n = o->sgemm_n > 0 ? o->sgemm_n : o->quick ? 512 : 2048;
@@ -290,7 +321,7 @@ static int add(json_t *recs, json_t *rec, json_t *extra)
     return ok ? BP_OK : BP_ERR_NOMEM;
 }
 
-/* A model, its work on threads[0] and a batch buffer for the largest batch. */
+/* A model, its work on threads[0] and a batch buffer for the model's largest batch. */
 typedef struct {
     bp_model *m;
     bp_work *w;
@@ -298,15 +329,16 @@ typedef struct {
     uint8_t *labels;
 } setup;
 
-static int setup_make(setup *s, const bench_model *bm, const bench_opts *o, bp_error *err)
+static int setup_make(setup *s, const bench_model *bm, int with_dropout, const bench_opts *o,
+                      bp_error *err)
 {
+    int max = model_max_batch(o, bm);
     *s = (setup){0};
-    s->X = malloc((size_t)o->max_batch * 784 * sizeof *s->X);
-    s->labels = malloc((size_t)o->max_batch);
-    int st = s->X && s->labels ? bp_model_create(&s->m, bm->sizes, bm->nlayers, BP_ACT_RELU, err)
-                               : BP_ERR_NOMEM;
+    s->X = malloc((size_t)max * 784 * sizeof *s->X);
+    s->labels = malloc((size_t)max);
+    int st = s->X && s->labels ? bench_model_create(bm, with_dropout, &s->m, err) : BP_ERR_NOMEM;
     if (!st)
-        st = bp_work_create(&s->w, s->m, o->max_batch, o->threads[0], err);
+        st = bp_work_create(&s->w, s->m, max, o->threads[0], err);
     return st ? st : bp_model_init(s->m, BP_INIT_AUTO, o->seed, err);
 }
 
@@ -318,66 +350,143 @@ static void setup_free(setup *s)
     free(s->labels);
 }
 
+/* One validation record (and a line on stderr if it failed); failures counted. */
+static int record_check(json_t *recs, const bench_opts *o, const bench_model *bm, bp_impl impl,
+                        int B, int T, const bp_agreement *a, int dropped, const char *masks,
+                        int *failures)
+{
+    int ok = a->grad_rel <= o->tolerance && a->loss_rel <= o->tolerance;
+    *failures += !ok;
+    if (!ok)
+        fprintf(stderr, "bp_bench: VALIDATION FAILED: %s %s batch %d, %d thread(s), dropout %s: "
+                "gradient differs from naive by %.3g of max |g| (loss by %.3g), tolerance "
+                "%.3g\n", bm->label, bp_impl_name(impl), B, T, masks, a->grad_rel, a->loss_rel,
+                (double)o->tolerance);
+    return add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:f, s:b, s:i, "
+                               "s:s}", "kind", "validation", "model", bm->name, "impl",
+                               bp_impl_name(impl), "ref", "naive", "batch", B, "threads", T,
+                               "grad_rel", num(a->grad_rel), "tensor_rel", num(a->tensor_rel),
+                               "loss_rel", num(a->loss_rel), "tolerance", (double)o->tolerance,
+                               "ok", ok, "dropout_layers_removed", dropped, "dropout_masks",
+                               masks),
+               json_object());
+}
+
+/* max |g − ref| / max |ref| (NaN stays NaN), bp_grad_agree's measure. */
+static double rel_diff(const float *g, const float *ref, size_t n)
+{
+    double dmax = 0.0, rmax = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)g[i] - (double)ref[i]);
+        if (!(d <= dmax))
+            dmax = d;
+        if (fabs((double)ref[i]) > rmax)
+            rmax = fabs((double)ref[i]);
+    }
+    return rmax > 0 ? dmax / rmax : dmax;
+}
+
+/* impl against naive on a model with dropout, both passes with the masks of (seed, step 0):
+ * the whole gradient block and the loss into a (tensor_rel and dX_rel not measured: NaN). */
+static int agree_masked(bp_model *m, bp_work *w, bp_impl impl, const float *X,
+                        const uint8_t *labels, int B, uint64_t seed, bp_agreement *a,
+                        bp_error *err)
+{
+    size_t np = m->nparams;
+    float *ref = malloc(np * sizeof *ref);
+    if (!ref)
+        return BP_ERR_NOMEM;
+    *a = (bp_agreement){.tensor_rel = NAN, .dX_rel = NAN};
+    for (size_t i = 0; i < np; i++)
+        m->grads[i] = NAN; /* an entry a pass leaves unwritten shows as NaN */
+    bp_work_set_seed(w, seed, 0);
+    int st = bp_grad(m, w, BP_IMPL_NAIVE, X, labels, B, &a->loss_ref, &a->correct_ref, NULL,
+                     err);
+    if (!st) {
+        memcpy(ref, m->grads, np * sizeof *ref);
+        for (size_t i = 0; i < np; i++)
+            m->grads[i] = NAN;
+        bp_work_set_seed(w, seed, 0);
+        st = bp_grad(m, w, impl, X, labels, B, &a->loss, &a->correct, NULL, err);
+    }
+    if (!st) {
+        a->grad_rel = rel_diff(m->grads, ref, np);
+        a->loss_rel = fabs(a->loss - a->loss_ref) / (fabs(a->loss_ref) > 0 ? fabs(a->loss_ref) : 1);
+    }
+    free(ref);
+    return st;
+}
+
 /* On the benchmark's own batches (the first B samples, as the step timing uses them), at every
  * thread count, bp_grad_agree of each implementation against naive: the gradient block and the
- * loss within the tolerance. The number of failures, or −1 if the check could not run. */
+ * loss within the tolerance. The number of failures, or −1 if the check could not run.
+ * Dropout: bp_grad_agree runs its two passes one after the other, and each bp_grad draws the
+ * next step's masks, so the two would multiply by different masks. A model with dropout is
+ * therefore checked twice: by bp_grad_agree on a copy without its dropout layers (the same
+ * parameter layers, layout and parameters), and as timed, dropout included, with both passes
+ * set to the same seed and step (bp_work_set_seed), so they draw the same masks. */
 static int validate(const bench_opts *o, const bp_dataset *ds, json_t *recs)
 {
     int failures = 0, st = BP_OK;
     for (int mi = 0; mi < o->nmodels && !st; mi++) {
         const bench_model *bm = &models[o->models[mi]];
-        setup s;
+        const int *batches;
+        int nb = model_batches(o, bm, &batches);
+        setup s, f = {0}; /* without dropout; as timed, when it has dropout */
         bp_error err = {0};
-        st = setup_make(&s, bm, o, &err);
-        for (int bi = 0; bi < o->nbatches && !st; bi++) {
-            int B = o->batches[bi];
+        st = setup_make(&s, bm, 0, o, &err);
+        int dropped = 0; /* dropout layers left out of s */
+        if (!st && !(st = setup_make(&f, bm, 1, o, &err)))
+            dropped = f.m->nlist - s.m->nlist;
+        if (!st && f.m->nparams != s.m->nparams)
+            st = BP_ERR_ARG; /* cannot happen: dropout has no parameters */
+        if (!st)
+            memcpy(f.m->params, s.m->params, s.m->nparams * sizeof *s.m->params);
+        for (int bi = 0; bi < nb && !st; bi++) {
+            int B = batches[bi];
             bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
             for (int ti = 0; ti < o->nthreads && !st; ti++)
                 for (int k = 0; k < o->nimpls && !st; k++) {
                     bp_agreement a;
                     bp_impl impl = o->impls[k];
+                    int T = o->threads[ti];
                     if (impl == BP_IMPL_NAIVE)
                         continue;
-                    bp_work_set_threads(s.w, o->threads[ti]);
+                    bp_work_set_threads(s.w, T);
                     if ((st = bp_grad_agree(s.m, s.w, impl, BP_IMPL_NAIVE, s.X, s.labels, B, &a,
+                                            &err)) ||
+                        (st = record_check(recs, o, bm, impl, B, T, &a, dropped,
+                                           dropped ? "removed" : "none", &failures)) ||
+                        !dropped)
+                        continue;
+                    bp_work_set_threads(f.w, T);
+                    if (!(st = agree_masked(f.m, f.w, impl, s.X, s.labels, B, o->seed, &a,
                                             &err)))
-                        break;
-                    int ok = a.grad_rel <= o->tolerance && a.loss_rel <= o->tolerance;
-                    failures += !ok;
-                    if (!ok)
-                        fprintf(stderr, "bp_bench: VALIDATION FAILED: %s %s batch %d, %d "
-                                "thread(s): gradient differs from naive by %.3g of max |g| "
-                                "(loss by %.3g), tolerance %.3g\n", bm->label,
-                                bp_impl_name(impl), B, o->threads[ti], a.grad_rel, a.loss_rel,
-                                (double)o->tolerance);
-                    st = add(recs, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, "
-                                             "s:f, s:b}", "kind", "validation", "model",
-                                             bm->name, "impl", bp_impl_name(impl), "ref",
-                                             "naive", "batch", B, "threads", o->threads[ti],
-                                             "grad_rel", num(a.grad_rel), "tensor_rel",
-                                             num(a.tensor_rel), "loss_rel", num(a.loss_rel),
-                                             "tolerance", (double)o->tolerance, "ok", ok),
-                             json_object());
+                        st = record_check(recs, o, bm, impl, B, T, &a, 0, "same seed and step",
+                                          &failures);
                 }
         }
         if (st)
             fprintf(stderr, "bp_bench: validation of %s could not run: %s\n", bm->label,
                     err.msg[0] ? err.msg : bp_status_str(st));
         setup_free(&s);
+        setup_free(&f);
     }
     return st ? -1 : failures;
 }
 
 /* A step or epoch record from the repetitions v (samples/s); *sps gets their median. */
-static int measured(json_t *recs, const char *kind, const bench_model *bm, bp_impl impl, int B,
-                    int T, const double *v, int reps, long steps, long samples, double *sps)
+static int measured(json_t *recs, const char *kind, const bench_model *bm, double flops,
+                    bp_impl impl, int B, int T, const double *v, int reps, long steps,
+                    long samples, double *sps)
 {
     json_t *stats = bench_reps(v, reps);
     *sps = stats ? json_real_value(json_object_get(stats, "median")) : 0;
-    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:f, s:I, s:I}", "kind",
-                               kind, "model", bm->name, "impl", bp_impl_name(impl), "batch", B,
-                               "threads", T, "unit", "samples/s", "samples_per_s", *sps,
-                               "gflops", *sps * bench_flops_per_sample(bm) * 1e-9,
+    return add(recs, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:f, s:I, s:f, s:I, s:I}",
+                               "kind", kind, "model", bm->name, "impl", bp_impl_name(impl),
+                               "batch", B, "threads", T, "unit", "samples/s", "samples_per_s",
+                               *sps, "flops_per_sample", (json_int_t)flops, "gflops",
+                               *sps * flops * 1e-9,
                                "steps_per_rep", (json_int_t)steps, "samples_per_rep",
                                (json_int_t)samples), stats);
 }
@@ -396,13 +505,16 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
     oc.kind = BP_OPT_SGD;
     oc.sched = BP_SCHED_CONSTANT;
     double *v = malloc((size_t)o->reps * sizeof *v);
-    int st = v ? setup_make(&s, bm, o, &err) : BP_ERR_NOMEM;
+    const int *batches;
+    int nb = model_batches(o, bm, &batches);
+    int st = v ? setup_make(&s, bm, 1, o, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_opt_create(&opt, &oc, s.m->nparams, &err);
     if (!st)
         bp_work_set_threads(s.w, T);
-    for (int bi = 0; bi < o->nbatches && !st; bi++) {
-        int B = o->batches[bi];
+    double flops = st ? 0 : bench_flops_per_sample(s.m);
+    for (int bi = 0; bi < nb && !st; bi++) {
+        int B = batches[bi];
         bp_dataset_gather(ds, NULL, 0, B, s.X, s.labels);
         for (int k = 0; k < o->nimpls && !st; k++) {
             bp_impl impl = o->impls[k];
@@ -414,7 +526,8 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                                  o->reps, v, &steps)))
                 break;
             double sps = 0, eps = 0;
-            st = measured(recs, "step", bm, impl, B, T, v, o->reps, steps, steps * B, &sps);
+            st = measured(recs, "step", bm, flops, impl, B, T, v, o->reps, steps, steps * B,
+                          &sps);
             /* An epoch repetition is the whole set, unless the step rate says it would take
              * longer than --rep-seconds: then about that long in whole batches. */
             if (sps > 0 && n / sps > o->rep_seconds) {
@@ -423,8 +536,8 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                 n = b * B < n ? b * B : n;
             }
             if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)) ||
-                (st = measured(recs, "epoch", bm, impl, B, T, v, o->reps, (n + B - 1) / B, n,
-                               &eps)))
+                (st = measured(recs, "epoch", bm, flops, impl, B, T, v, o->reps,
+                               (n + B - 1) / B, n, &eps)))
                 break;
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
                    "samples/s (%ld samples/rep)\n", bm->label, T, B, bp_impl_name(impl), sps,
@@ -457,10 +570,24 @@ static json_t *header(const bench_opts *o, const char *date, json_t *load_before
         json_array_append_new(names, json_string(bp_impl_name(o->impls[i])));
     for (int i = 0; ms && i < o->nmodels; i++) {
         const bench_model *bm = &models[o->models[i]];
-        json_array_append_new(ms, json_pack("{s:s, s:s, s:o, s:f}", "name", bm->name, "label",
-                                            bm->label, "sizes",
-                                            int_array(bm->sizes, bm->nlayers + 1),
-                                            "flops_per_sample", bench_flops_per_sample(bm)));
+        const int *b;
+        int nb = model_batches(o, bm, &b);
+        bp_model *m = NULL;
+        bp_error err;
+        char arch[512];
+        if (bench_model_create(bm, 1, &m, &err)) { /* it was made for the timing already */
+            json_decref(ms);
+            ms = NULL;
+            break;
+        }
+        json_array_append_new(ms, json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:o}", "name",
+                                            bm->name, "label", bm->label, "arch",
+                                            bp_arch_format(m, arch, sizeof arch), "sizes",
+                                            int_array(m->sizes, m->nlayers + 1), "params",
+                                            (json_int_t)m->nparams, "flops_per_sample",
+                                            (json_int_t)bench_flops_per_sample(m), "batches",
+                                            int_array(b, nb)));
+        bp_model_free(m);
     }
     json_t *h = json_pack("{s:s, s:i, s:s, s:s, s:f, s:o, s:o, s:{s:b, s:i, s:s}, "
                           "s:{s:o, s:o, s:o, s:i, s:f, s:f, s:i, s:f, s:f, s:I}, s:o}",

@@ -10,11 +10,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-double bench_flops_per_sample(const bench_model *bm)
+int bench_model_create(const bench_model *bm, int with_dropout, bp_model **m, bp_error *err)
+{
+    if (!bm->arch)
+        return bp_model_create(m, bm->sizes, bm->nlayers, BP_ACT_RELU, err);
+    bp_layer parsed[BP_MAX_LIST], list[BP_MAX_LIST];
+    int n = 0, k = 0;
+    int st = bp_arch_parse(bm->arch, parsed, BP_MAX_LIST - 1, &n, err);
+    for (int i = 0; !st && i < n; i++)
+        if (with_dropout || parsed[i].kind != BP_LAYER_DROPOUT)
+            list[k++] = parsed[i];
+    if (st)
+        return st;
+    list[k] = (bp_layer){.kind = BP_LAYER_LINEAR, .units = BP_CLASSES}; /* the output layer */
+    return bp_model_create_layers(m, 1, 28, 28, list, k + 1, err);
+}
+
+double bench_flops_per_sample(const bp_model *m)
 {
     double f = 0.0;
-    for (int l = 0; l < bm->nlayers; l++)
-        f += 2.0 * bm->sizes[l] * bm->sizes[l + 1] * (l == 0 ? 2 : 3);
+    for (int i = 0; i < m->nlist; i++) {
+        const bp_layer *ly = &m->list[i];
+        double one; /* one of the layer's GEMMs */
+        if (ly->kind == BP_LAYER_LINEAR)
+            one = 2.0 * (double)(ly->in_c * ly->in_h * ly->in_w) * ly->units;
+        else if (ly->kind == BP_LAYER_CONV2D)
+            one = 2.0 * ly->out_c * (double)(ly->in_c * ly->kh * ly->kw) *
+                  (double)(ly->out_h * ly->out_w);
+        else
+            continue;
+        f += one * (i == 0 ? 2 : 3); /* forward, dW, and dX unless it is the first layer */
+    }
     return f;
 }
 
@@ -129,7 +155,7 @@ int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_im
     bp_model *m = NULL;
     bp_error err;
     double *sec = malloc((size_t)(reps + 1) * sizeof *sec);
-    int st = sec ? bp_model_create(&m, bm->sizes, bm->nlayers, BP_ACT_RELU, &err) : BP_ERR_NOMEM;
+    int st = sec ? bench_model_create(bm, 1, &m, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_model_init(m, BP_INIT_AUTO, seed, &err);
     epoch_log log = {sec, 0, reps + 1};

@@ -59,7 +59,9 @@ class Run:
         self.opts = header.get("options", {})
         self.models = {m["name"]: m for m in header.get("models", [])}
         self.threads = self.opts.get("threads", [])
-        self.batches = sorted(self.opts.get("batches", []))
+        # the run's list and any other size a model was measured at (cnn: one size of its own)
+        self.batches = sorted(set(self.opts.get("batches", [])) |
+                              {r["batch"] for r in recs if r["kind"] in ("step", "epoch")})
         self.impls = [i for i in IMPL_ORDER if i in self.opts.get("impls", IMPL_ORDER)]
         self.validation = [r for r in recs if r["kind"] == "validation"]
         self.peak = {r["threads"]: r["max"] for r in recs if r["kind"] == "sgemm"}
@@ -68,6 +70,12 @@ class Run:
         for r in recs:
             if r["kind"] in ("step", "epoch"):
                 self.rows[(r["kind"], r["model"], r["impl"], r["batch"], r["threads"])] = r
+
+    def model_batches(self, model):
+        """The batch sizes measured for a model (the header's list when nothing was)."""
+        b = {k[3] for k in self.rows if k[1] == model}
+        return sorted(b) if b else sorted(self.models.get(model, {}).get("batches",
+                                                                          self.batches))
 
     def find(self, kind, model, impl, batch, threads):
         """The record and whether it was timed at another thread count (naive only)."""
@@ -141,7 +149,7 @@ def targets_table(rows):
 def crossover(run, model, threads):
     """The smallest batch from which blas epochs beat naive's at every larger batch measured."""
     first, seen = None, False
-    for b in run.batches:
+    for b in run.model_batches(model):
         s = run.speedup("epoch", model, "blas", b, threads)
         if s is None:
             continue
@@ -173,6 +181,18 @@ def render_md(run, judged, svg_name):
              (" **Quick mode: short repetitions and a small sgemm; not for comparing.**"
               if quick else ""))
     L += ["", "## Against the targets", ""] + targets_table(judged)
+    L += ["", "## Models", "",
+          "GEMM FLOPs per sample: forward, dW and dX of every linear and conv2d layer (dX not "
+          "for the first layer); bench/README.md gives the formula.", "",
+          "| model | layers | parameters | GEMM FLOPs per sample | batch sizes |",
+          "|:--|:--|--:|--:|:--|"]
+    for name, md in run.models.items():
+        arch = md.get("arch") or "-".join(str(x) for x in md.get("sizes", []))
+        fps = md.get("flops_per_sample")
+        L.append(f"| {md['label']} | `{arch}` | "
+                 f"{grouped(md['params']) if 'params' in md else ''} | "
+                 f"{grouped(fps) if fps else ''} | "
+                 f"{', '.join(str(b) for b in run.model_batches(name))} |")
     L += ["", "## Where batching pays (epochs, blas vs naive at the same batch size)", ""]
     for name in run.models:
         for t in run.threads:
@@ -205,8 +225,10 @@ def render_md(run, judged, svg_name):
     L += ["", "## Validation (before timing)", "",
           "`bp_grad_agree` of each implementation against naive on the benchmark's own batch, "
           "from the same parameters: max |g − g_naive| / max |g_naive| over the whole gradient "
-          f"block, and the loss likewise, tolerance {o.get('tolerance', 0):.1e}. Worst over "
-          "batch sizes and thread counts:", "",
+          f"block, and the loss likewise, tolerance {o.get('tolerance', 0):.1e}. A model with "
+          "dropout is checked twice: without its dropout layers, and as timed with both passes "
+          "drawing the same masks (same seed and step). Worst over batch sizes, thread counts "
+          "and both checks:", "",
           "| model | impl | worst rel. diff | at batch | worst loss diff | checks | result |",
           "|:--|:--|--:|--:|--:|--:|:--|"]
     for name in run.models:
@@ -257,7 +279,7 @@ def table(run, kind, model, threads):
          "GFLOP/s | % peak | × naive | " + ("steps/rep" if step else "samples/rep") + " |",
          "|--:|:--|--:|--:|" + ("--:|" if step else "") + "--:|--:|--:|--:|"]
     reused = False
-    for b in run.batches:
+    for b in run.model_batches(model):
         for impl in run.impls:
             r, other = run.find(kind, model, impl, b, threads)
             if r is None:
@@ -329,7 +351,7 @@ def render_svg(run):
                 S.append(f'<line x1="0" y1="{y:.1f}" x2="{pw}" y2="{y:.1f}" stroke="#ddd"/>')
                 S.append(f'<text x="-6" y="{y + 4:.1f}" text-anchor="end">{si(d)}</text>')
                 d *= 10
-            for b in run.batches:
+            for b in run.model_batches(model):
                 x = fx(b)
                 S.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{ph}" stroke="#eee"/>')
                 S.append(f'<text x="{x:.1f}" y="{ph + 16}" text-anchor="middle">{b}</text>')
@@ -339,7 +361,7 @@ def render_svg(run):
             for kind, dash in (("epoch", ""), ("step", ' stroke-dasharray="5,4"')):
                 for impl in run.impls:
                     pts = []
-                    for b in run.batches:
+                    for b in run.model_batches(model):
                         r, _ = run.find(kind, model, impl, b, t)
                         if r is not None and r["samples_per_s"] > 0:
                             pts.append((fx(b), fy(r["samples_per_s"])))

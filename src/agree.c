@@ -68,9 +68,15 @@ int bp_grad_agree(bp_model *m, bp_work *w, bp_impl impl, bp_impl ref, const floa
     if (st == BP_OK) {
         out->grad_rel = rel(m->grads, g_ref, np);
         out->tensor_rel = 0.0;
-        for (int l = 0; l < m->nlayers; l++) {
+        /* each tensor's size from its layer: sizes[l]·sizes[l + 1] is a linear layer's W only
+         * (a conv2d's is C_out·C_in·kh·kw, far fewer than its flat input times output) */
+        for (int i = 0; i < m->nlist; i++) {
+            const bp_layer *ly = &m->list[i];
+            int l = ly->param;
+            if (l < 0)
+                continue;
             size_t offW = (size_t)(m->dW[l] - m->grads), offb = (size_t)(m->db[l] - m->grads);
-            size_t nW = (size_t)m->sizes[l + 1] * (size_t)m->sizes[l], nb = (size_t)m->sizes[l + 1];
+            size_t nW = layer_weights(ly), nb = (size_t)ly->units;
             out->tensor_rel = worst(out->tensor_rel, rel(m->grads + offW, g_ref + offW, nW));
             out->tensor_rel = worst(out->tensor_rel, rel(m->grads + offb, g_ref + offb, nb));
         }

@@ -3,8 +3,9 @@
  * Jacobian) and naive (the seminar's per-sample loops). Compared through bp_grad_agree, the
  * library's one agreement check that the benchmark's validation uses too: the whole gradient
  * block, every tensor on its own (each W_l and b_l), dX, the summed loss and the count of
- * correct predictions, for B = 1, 7, 128 on 784→10 and three MLPs. Also: bp_forward matches the
- * step's loss, bp_grad without dX gives the same gradients, and bad arguments are refused.
+ * correct predictions, for B = 1, 7, 128 on 784→10 and three MLPs, and B = 1, 7 on a small CNN.
+ * Also: bp_forward matches the step's loss, bp_grad without dX gives the same gradients, and
+ * bad arguments are refused.
  *
  * Tolerance: the implementations differ only in float summation order (GEMM blocking vs plain
  * loops, 784-long dot products) and in the two algebraically equal softmax backward forms. Each
@@ -109,6 +110,39 @@ done:
     free(probs);
 }
 
+/* A small CNN (no dropout: bp_grad_agree's two passes would draw different masks): every
+ * tensor compared on its own must be a conv2d's or linear layer's own W and b, whose sizes are
+ * not the flat widths' product (a conv2d's W is C_out·C_in·kh·kw). */
+static void cnn(int B, uint64_t seed)
+{
+    bp_layer list[16];
+    int n = 0;
+    bp_error err = {0};
+    bp_model *m = NULL;
+    bp_work *w = NULL;
+    float *X = malloc((size_t)B * 81 * sizeof *X);
+    uint8_t *labels = malloc((size_t)B);
+    if (!CHECK(X && labels) ||
+        !CHECKF(bp_arch_parse("conv3x3:4,relu,conv3x3:3:same,tanh,maxpool2,fc:6,relu", list, 15,
+                              &n, &err) == BP_OK, "%s", err.msg))
+        goto done;
+    list[n++] = (bp_layer){.kind = BP_LAYER_LINEAR, .units = 10};
+    if (!CHECKF(bp_model_create_layers(&m, 1, 9, 9, list, n, &err) == BP_OK, "%s", err.msg) ||
+        !CHECKF(bp_model_init(m, BP_INIT_AUTO, seed, &err) == BP_OK, "%s", err.msg) ||
+        !CHECKF(bp_work_create(&w, m, B, 0, &err) == BP_OK, "%s", err.msg))
+        goto done;
+    fx_batch(X, labels, B, 81, 10, seed + 1);
+    char what[64];
+    snprintf(what, sizeof what, "cnn 9x9 B=%d", B);
+    compare(what, m, w, BP_IMPL_JACOBIAN, BP_IMPL_BLAS, X, labels, B);
+    compare(what, m, w, BP_IMPL_NAIVE, BP_IMPL_BLAS, X, labels, B);
+done:
+    bp_work_free(w);
+    bp_model_free(m);
+    free(X);
+    free(labels);
+}
+
 /* bp_grad refuses batches it has no room for, labels outside the classes and unknown
  * implementations, without touching anything. */
 static void bad_arguments(void)
@@ -169,6 +203,8 @@ int main(void)
         run(mlp2, 3, BP_ACT_TANH, B, 300 + (uint64_t)B);
         run(mlp2, 3, BP_ACT_SIGMOID, B, 400 + (uint64_t)B);
     }
+    cnn(1, 500);
+    cnn(7, 507);
     bad_arguments();
     return check_exit("test_impls");
 }
