@@ -42,7 +42,7 @@ void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, in
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s,
-                         w->ccol[i] ? w->ccol[i] : w->col, w->ctmp, conv_chunk(&s, w->max_batch));
+                         w->ccol[i], w->cslots);
             break;
         }
         case BP_LAYER_MAXPOOL:
@@ -93,8 +93,7 @@ static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
-                          m->W[ly->param], B, &s, w->ccol[i] ? w->ccol[i] : w->col, w->ctmp,
-                          conv_chunk(&s, w->max_batch), w->ccol[i] != NULL);
+                          m->W[ly->param], B, &s, w->ccol[i], w->cslots);
             break;
         }
         case BP_LAYER_MAXPOOL:
