@@ -42,6 +42,19 @@ static void valid_cols(const conv_shape *s, int j, int *lo, int *hi)
         *hi = *lo;
 }
 
+/* Row pieces, restrict so that the compiler vectorises them without alias checks: the rows
+ * are short (OW floats), too short for memcpy's call to pay. */
+static inline void copy_row(float *restrict r, const float *restrict line, int n)
+{
+    for (int k = 0; k < n; k++)
+        r[k] = line[k];
+}
+static inline void add_row(float *restrict line, const float *restrict r, int n)
+{
+    for (int k = 0; k < n; k++)
+        line[k] += r[k];
+}
+
 void im2col(const float *x, const conv_shape *s, float *col, size_t ld)
 {
     for (int c = 0; c < s->C; c++)
@@ -63,9 +76,8 @@ void im2col(const float *x, const conv_shape *s, float *col, size_t ld)
                     int off = j - s->pw;
                     for (int ox = 0; ox < lo; ox++)
                         r[ox] = 0.0f;
-                    if (s->stride == 1) /* rows are short: a loop beats memcpy's call */
-                        for (int ox = lo; ox < hi; ox++)
-                            r[ox] = line[ox + off];
+                    if (s->stride == 1)
+                        copy_row(r + lo, line + lo + off, hi - lo);
                     else
                         for (int ox = lo; ox < hi; ox++)
                             r[ox] = line[ox * s->stride + off];
@@ -91,8 +103,11 @@ void col2im(const float *col, const conv_shape *s, float *dx, size_t ld)
                     const float *r = row + (size_t)oy * s->OW;
                     float *line = plane + (size_t)y * s->W;
                     int off = j - s->pw;
-                    for (int ox = lo; ox < hi; ox++)
-                        line[ox * s->stride + off] += r[ox];
+                    if (s->stride == 1)
+                        add_row(line + lo + off, r + lo, hi - lo);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            line[ox * s->stride + off] += r[ox];
                 }
             }
 }
@@ -176,6 +191,24 @@ static float *part_db(const conv_job *j, int c)
     return c == 0 ? j->db : part_dw(j, c) + (size_t)j->s->O * j->K;
 }
 
+/* Σ r[0..n) in 16 interleaved partial sums, added in a fixed tree: independent adds that
+ * vectorise (one running sum would wait on each add's latency), the same order every time. */
+static float row_sum(const float *r, int n)
+{
+    float lane[16] = {0};
+    int p = 0;
+    for (; p + 16 <= n; p += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] += r[p + l];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            lane[l] += lane[l + w];
+    float acc = lane[0];
+    for (; p < n; p++)
+        acc += r[p];
+    return acc;
+}
+
 static void backward_task(void *ctx, int c, int n)
 {
     const conv_job *j = ctx;
@@ -191,10 +224,7 @@ static void backward_task(void *ctx, int c, int n)
         /* dw (+)= dy·colᵀ: the chunk's first sample overwrites */
         gemm(1, 0, 1, O, K, P, 1.0f, dy, P, col, P, k == lo ? 0.0f : 1.0f, dw, K);
         for (int o = 0; o < O; o++) {
-            const float *r = dy + (size_t)o * P;
-            float acc = 0.0f;
-            for (int p = 0; p < P; p++)
-                acc += r[p];
+            float acc = row_sum(dy + (size_t)o * P, P);
             db[o] = k == lo ? acc : db[o] + acc;
         }
         if (!j->dX)
