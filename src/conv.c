@@ -15,7 +15,9 @@
  * into the chunk's partial dW and db, and Wᵀ·dY into the slot again, col2im'd into the
  * sample's slice of dX. The partial sums of the chunks are then added in chunk order (split
  * by elements on the pool). Every number is thus summed in the same order whatever the thread
- * count, and the scratch is one sample's columns and one dW per chunk, whatever the batch. */
+ * count, and the scratch is one sample's columns and one dW per chunk, whatever the batch.
+ * An activation right after the layer (in place on its output) is applied in the same chunk,
+ * sample by sample while the output is still in the core's cache, and its backward likewise. */
 #include "internal.h"
 
 #include <string.h>
@@ -134,10 +136,11 @@ size_t conv_keep_floats(const conv_shape *s, int max_batch)
 typedef struct {
     float *Y, *dX, *dW, *db;
     const float *X, *W, *b, *dY;
-    float *keep, *scratch;
+    float *keep, *scratch, *g;
+    const float *A;
     const conv_shape *s;
     size_t slot, P, K, in, out;
-    int B;
+    int B, act;
 } conv_job;
 
 /* Samples [*lo, *hi) of chunk c of n: consecutive, as even as the batch allows. */
@@ -168,14 +171,16 @@ static void forward_task(void *ctx, int c, int n)
             for (int p = 0; p < P; p++)
                 y[(size_t)o * P + p] = j->b[o];
         gemm(1, 0, 0, s->O, P, K, 1.0f, j->W, K, col, P, 1.0f, y, P);
+        if (j->act >= 0) /* the activation after the layer, while y is in this core's cache */
+            act_forward(y, y, j->out, (bp_act)j->act);
     }
 }
 
 void conv_forward(int threads, float *Y, const float *X, const float *W, const float *b, int B,
-                  const conv_shape *s, float *keep, float *scratch)
+                  const conv_shape *s, float *keep, float *scratch, int act)
 {
     conv_job j = {.Y = Y, .X = X, .W = W, .b = b, .keep = keep, .scratch = scratch, .s = s,
-                  .slot = conv_slot_floats(s), .B = B};
+                  .slot = conv_slot_floats(s), .B = B, .act = act};
     j.P = (size_t)s->OH * s->OW, j.K = (size_t)s->C * s->kh * s->kw;
     j.in = (size_t)s->C * s->H * s->W, j.out = (size_t)s->O * j.P;
     pool_run(threads, conv_chunks(B), forward_task, &j);
@@ -218,6 +223,10 @@ static void backward_task(void *ctx, int c, int n)
     float *slot = j->scratch + (size_t)c * j->slot, *dw = part_dw(j, c), *db = part_db(j, c);
     for (int k = lo; k < hi; k++) {
         const float *dy = j->dY + (size_t)k * j->out;
+        if (j->g) { /* dy = g ⊙ act'(a) in place: the activation's backward, fused */
+            float *g = j->g + (size_t)k * j->out;
+            act_backward(g, g, j->A + (size_t)k * j->out, j->out, (bp_act)j->act);
+        }
         float *col = cols_of(j, slot, k);
         if (!j->keep)
             im2col(j->X + (size_t)k * j->in, s, col, j->P);
@@ -260,12 +269,14 @@ static void sum_task(void *ctx, int t, int n)
     }
 }
 
-void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
-                   const float *X, const float *W, int B, const conv_shape *s, float *keep,
-                   float *scratch)
+void conv_backward(int threads, float *dX, float *dW, float *db, float *dY, const float *X,
+                   const float *W, int B, const conv_shape *s, float *keep, float *scratch,
+                   const float *A, int act)
 {
     conv_job j = {.dX = dX, .dW = dW, .db = db, .dY = dY, .X = X, .W = W, .keep = keep,
-                  .scratch = scratch, .s = s, .slot = conv_slot_floats(s), .B = B};
+                  .scratch = scratch, .s = s, .slot = conv_slot_floats(s), .B = B, .act = act};
+    if (act >= 0)
+        j.g = dY, j.A = A;
     j.P = (size_t)s->OH * s->OW, j.K = (size_t)s->C * s->kh * s->kw;
     j.in = (size_t)s->C * s->H * s->W, j.out = (size_t)s->O * j.P;
     int n = conv_chunks(B);

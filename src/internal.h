@@ -102,12 +102,16 @@ size_t conv_slot_floats(const conv_shape *s);
 #define CONV_KEEP_FLOATS ((size_t)1 << 22)
 size_t conv_keep_floats(const conv_shape *s, int max_batch);
 /* keep: NULL, or room for the batch's columns (conv_keep_floats), which forward fills and
- * backward reads; scratch: conv_chunks(B) slots. dX may be NULL (not wanted). */
+ * backward reads; scratch: conv_chunks(B) slots. dX may be NULL (not wanted).
+ * act: CONV_NO_ACT, or a bp_act applied to Y in place after the product (the activation layer
+ * that follows, fused); backward then first turns dY in place into dY ⊙ act'(A), A the
+ * forward's (activated) Y. */
+#define CONV_NO_ACT (-1)
 void conv_forward(int threads, float *Y, const float *X, const float *W, const float *b, int B,
-                  const conv_shape *s, float *keep, float *scratch);
-void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
-                   const float *X, const float *W, int B, const conv_shape *s, float *keep,
-                   float *scratch);
+                  const conv_shape *s, float *keep, float *scratch, int act);
+void conv_backward(int threads, float *dX, float *dW, float *db, float *dY, const float *X,
+                   const float *W, int B, const conv_shape *s, float *keep, float *scratch,
+                   const float *A, int act);
 
 /* pooling.c: k×k windows with stride k over [B, C, H, W] → [B, C, H/k, W/k] (floor). Max pooling
  * records in arg the input index (within the sample) each output came from; backward routes

@@ -20,6 +20,16 @@ static const float *input_of(const bp_work *w, const float *X, int i)
     return i == 0 ? X : w->H[i - 1];
 }
 
+/* The activation conv2d layer i applies itself (conv.c): the act layer right after it, in
+ * place on its output; else CONV_NO_ACT. */
+static int fused_act(const bp_model *m, int i)
+{
+    if (i < 0 || i + 1 >= m->nlist || m->list[i].kind != BP_LAYER_CONV2D ||
+        m->list[i + 1].kind != BP_LAYER_ACT || !layer_in_place(m, i + 1))
+        return CONV_NO_ACT;
+    return (int)m->list[i + 1].act;
+}
+
 void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, int train)
 {
     bp_rng rng;
@@ -36,13 +46,14 @@ void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, in
                            (int)layer_in_size(ly), ly->units);
             break;
         case BP_LAYER_ACT: /* in place after a linear or conv layer: act' is read from out */
-            act_forward(out, in, n, ly->act);
+            if (fused_act(m, i - 1) == CONV_NO_ACT)
+                act_forward(out, in, n, ly->act);
             break;
         case BP_LAYER_CONV2D: {
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s,
-                         w->ccol[i], w->cslots);
+                         w->ccol[i], w->cslots, fused_act(m, i));
             break;
         }
         case BP_LAYER_MAXPOOL:
@@ -93,7 +104,8 @@ static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
-                          m->W[ly->param], B, &s, w->ccol[i], w->cslots);
+                          m->W[ly->param], B, &s, w->ccol[i], w->cslots, w->H[i],
+                          fused_act(m, i));
             break;
         }
         case BP_LAYER_MAXPOOL:
@@ -104,8 +116,10 @@ static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float
             if (din)
                 avgpool_backward(din, g, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
             break;
-        case BP_LAYER_ACT: /* dZ = dA ⊙ act'(Z), in place, act' through the output */
-            act_backward(g, g, w->H[i], n, ly->act);
+        case BP_LAYER_ACT: /* dZ = dA ⊙ act'(Z), in place, act' through the output; the
+                            * conv layer before does it when it applied the activation */
+            if (fused_act(m, i - 1) == CONV_NO_ACT)
+                act_backward(g, g, w->H[i], n, ly->act);
             swap = 0;
             break;
         case BP_LAYER_FLATTEN:

@@ -220,8 +220,8 @@ static void test_im2col_gemm(void)
                 direct_conv_back(&s, W, X + i * in, dY + i * out, gr, gr + nw,
                                  gr + nw + s.O + i * in);
             }
-            conv_forward(1, Y, X, W, b, B, &s, NULL, scr);
-            conv_forward(2, Y1, X, W, b, B, &s, keep, scr);
+            conv_forward(1, Y, X, W, b, B, &s, NULL, scr, CONV_NO_ACT);
+            conv_forward(2, Y1, X, W, b, B, &s, keep, scr, CONV_NO_ACT);
             /* float GEMM against a double sum of at most C·kh·kw = 75 terms of size ~1: 1e-4 */
             double worst = 0;
             for (size_t i = 0; i < B * out; i++)
@@ -230,8 +230,8 @@ static void test_im2col_gemm(void)
             CHECKF(memcmp(Y, Y1, B * out * sizeof *Y) == 0,
                    "case %zu B %d: forward differs between 1 thread and 2 (columns kept)", k, B);
             /* backward: columns formed again on one thread, kept on two */
-            conv_backward(1, g1 + nw + s.O, g1, g1 + nw, dY, X, W, B, &s, NULL, scr);
-            conv_backward(2, g2 + nw + s.O, g2, g2 + nw, dY, X, W, B, &s, keep, scr);
+            conv_backward(1, g1 + nw + s.O, g1, g1 + nw, dY, X, W, B, &s, NULL, scr, NULL, CONV_NO_ACT);
+            conv_backward(2, g2 + nw + s.O, g2, g2 + nw, dY, X, W, B, &s, keep, scr, NULL, CONV_NO_ACT);
             double ew = rel_err(g1, gr, nw), eb = rel_err(g1 + nw, gr + nw, s.O);
             double ex = rel_err(g1 + nw + s.O, gr + nw + s.O, B * in);
             CHECKF(ew <= 1e-4 && eb <= 1e-4 && ex <= 1e-4,
