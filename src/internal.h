@@ -74,7 +74,7 @@ void xent_backward_dy(float *dY, const float *Y, const uint8_t *labels, int B, i
 void softmax_jacobian(float *J, const float *y, int C);
 void softmax_backward_jacobian(float *dV, const float *dY, const float *Y, float *J, int B, int C);
 
-/* conv.c: conv2d over NCHW batches by im2col + one GEMM per chunk of samples.
+/* conv.c: conv2d over NCHW batches by im2col + GEMMs, split by samples on the pool.
  * The geometry of one conv2d layer: */
 typedef struct {
     int C, H, W;      /* input channels and size */
@@ -87,17 +87,31 @@ void conv_shape_of(conv_shape *s, const bp_layer *ly);
 void im2col(const float *x, const conv_shape *s, float *col, size_t ld);
 /* The adjoint: dx (zeroed by the caller) += each col entry at the pixel it was read from. */
 void col2im(const float *col, const conv_shape *s, float *dx, size_t ld);
-/* Samples per im2col chunk, and the floats the chunk's two buffers need (col: K × n·P, tmp:
- * O × n·P, K = C·kh·kw, P = OH·OW), bounded by CONV_CHUNK_FLOATS. */
-#define CONV_CHUNK_FLOATS ((size_t)1 << 22)
-int conv_chunk(const conv_shape *s, int max_batch);
-size_t conv_scratch_floats(const conv_shape *s, int max_batch);
+/* A batch of B samples is cut into conv_chunks(B) ranges of consecutive samples (about
+ * CONV_BLOCK each, at most CONV_SLOTS ranges), the same for every thread count: the order in
+ * which dW and db are summed follows them. Each range has a slot of scratch,
+ * conv_slot_floats(s) floats: one sample's columns (K × P, K = C·kh·kw, P = OH·OW) and a
+ * partial dW and db. */
+#define CONV_BLOCK 4
+#define CONV_SLOTS 32
+int conv_chunks(int B);
+size_t conv_slot_floats(const conv_shape *s);
+/* The floats to keep a layer's columns from the forward to the backward pass (K × P per
+ * sample), or 0 when a batch of max_batch would need more than CONV_KEEP_FLOATS: then the
+ * backward pass forms them again. */
+#define CONV_KEEP_FLOATS ((size_t)1 << 22)
+size_t conv_keep_floats(const conv_shape *s, int max_batch);
+/* keep: NULL, or room for the batch's columns (conv_keep_floats), which forward fills and
+ * backward reads; scratch: conv_chunks(B) slots. dX may be NULL (not wanted).
+ * act: CONV_NO_ACT, or a bp_act applied to Y in place after the product (the activation layer
+ * that follows, fused); backward then first turns dY in place into dY ⊙ act'(A), A the
+ * forward's (activated) Y. */
+#define CONV_NO_ACT (-1)
 void conv_forward(int threads, float *Y, const float *X, const float *W, const float *b, int B,
-                  const conv_shape *s, float *col, float *tmp, int chunk);
-/* have_col: col still holds the forward pass's columns of X (a single chunk, chunk ≥ B). */
-void conv_backward(int threads, float *dX, float *dW, float *db, const float *dY,
-                   const float *X, const float *W, int B, const conv_shape *s, float *col,
-                   float *tmp, int chunk, int have_col);
+                  const conv_shape *s, float *keep, float *scratch, int act);
+void conv_backward(int threads, float *dX, float *dW, float *db, float *dY, const float *X,
+                   const float *W, int B, const conv_shape *s, float *keep, float *scratch,
+                   const float *A, int act);
 
 /* pooling.c: k×k windows with stride k over [B, C, H, W] → [B, C, H/k, W/k] (floor). Max pooling
  * records in arg the input index (within the sample) each output came from; backward routes
@@ -132,10 +146,9 @@ struct bp_work {
                                  * and flatten share their input's buffer; H[nlist−1] = V */
     float *mask[BP_MAX_LIST];   /* dropout layers: the masks of the last bp_grad */
     int32_t *arg[BP_MAX_LIST];  /* max pools: the arg-max of each output */
-    float *col, *ctmp;          /* conv2d: the im2col chunk and its GEMM's output */
-    float *ccol[BP_MAX_LIST];   /* conv2d whose batch fits one chunk: its own columns, kept
-                                 * from forward to backward (else NULL: col, recomputed) */
-    size_t col_floats;          /* their size, each */
+    float *cslots;              /* conv2d: conv_chunks(max_batch) slots of the widest layer */
+    float *ccol[BP_MAX_LIST];   /* conv2d whose batch's columns are kept from forward to
+                                 * backward (conv_keep_floats); else NULL, formed again */
     float *V;                   /* logits [B, C] */
     float *Y;                   /* probabilities [B, C] */
     float *D[2];                /* ping-pong gradient buffers [B, max_width] */

@@ -236,14 +236,14 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
         if (ly->kind == BP_LAYER_CONV2D) {
             conv_shape s;
             conv_shape_of(&s, ly);
-            size_t c = conv_scratch_floats(&s, max_batch);
+            size_t c = conv_slot_floats(&s);
             col = c > col ? c : col;
-            if (conv_chunk(&s, max_batch) >= max_batch)
-                floats += c; /* its own columns, kept for the backward pass */
+            floats += conv_keep_floats(&s, max_batch); /* its columns, for the backward pass */
         }
     }
     size_t nd = 2 * (maxw > (size_t)I0 ? maxw : (size_t)I0);
-    floats += Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + (size_t)I0 + sum_out + nd + 2 * col;
+    col *= (size_t)conv_chunks(max_batch);
+    floats += Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + (size_t)I0 + sum_out + nd + col;
     ints += npool;
     bp_work *w = calloc(1, sizeof *w);
     if (!w)
@@ -277,17 +277,16 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
         if (ly->kind == BP_LAYER_CONV2D) {
             conv_shape s;
             conv_shape_of(&s, ly);
-            if (conv_chunk(&s, max_batch) >= max_batch)
-                w->ccol[i] = p, p += conv_scratch_floats(&s, max_batch);
+            size_t keep = conv_keep_floats(&s, max_batch);
+            if (keep)
+                w->ccol[i] = p, p += keep;
         }
     }
     w->Y = p, p += Bz * C;
     w->D[0] = p, p += Bz * maxw;
     w->D[1] = p, p += Bz * maxw;
     w->J = p, p += (size_t)C * C;
-    w->col_floats = col;
-    w->col = p, p += col;
-    w->ctmp = p, p += col;
+    w->cslots = p, p += col;
     w->na_floats = (size_t)I0 + sum_out;
     w->na = p, p += w->na_floats;
     w->nd = p;

@@ -20,6 +20,63 @@ static const float *input_of(const bp_work *w, const float *X, int i)
     return i == 0 ? X : w->H[i - 1];
 }
 
+/* The activation conv2d layer i applies itself (conv.c): the act layer right after it, in
+ * place on its output; else CONV_NO_ACT. */
+static int fused_act(const bp_model *m, int i)
+{
+    if (i < 0 || i + 1 >= m->nlist || m->list[i].kind != BP_LAYER_CONV2D ||
+        m->list[i + 1].kind != BP_LAYER_ACT || !layer_in_place(m, i + 1))
+        return CONV_NO_ACT;
+    return (int)m->list[i + 1].act;
+}
+
+/* Pooling layers split by samples on the pool: every output depends on its own sample only,
+ * so the split changes no number. */
+typedef struct {
+    const bp_layer *ly;
+    float *out;
+    const float *in;
+    int32_t *arg;
+    int B, back;
+} pool_job;
+
+static void pooling_task(void *ctx, int t, int n)
+{
+    const pool_job *j = ctx;
+    const bp_layer *ly = j->ly;
+    int lo, hi;
+    pool_range(j->B, 1, t, n, &lo, &hi);
+    if (hi <= lo)
+        return;
+    size_t in = layer_in_size(ly), out = layer_out_size(ly);
+    int C = ly->in_c, H = ly->in_h, W = ly->in_w, k = ly->kh, b = hi - lo;
+    /* forward: in → out; backward: out's gradient (in) → in's gradient (out) */
+    size_t so = j->back ? in : out, si = j->back ? out : in;
+    float *y = j->out + (size_t)lo * so;
+    const float *x = j->in + (size_t)lo * si;
+    int32_t *a = j->arg ? j->arg + (size_t)lo * out : NULL;
+    if (ly->kind == BP_LAYER_MAXPOOL) {
+        if (j->back)
+            maxpool_backward(y, x, a, b, C, H, W, k);
+        else
+            maxpool_forward(y, a, x, b, C, H, W, k);
+    } else {
+        if (j->back)
+            avgpool_backward(y, x, b, C, H, W, k);
+        else
+            avgpool_forward(y, x, b, C, H, W, k);
+    }
+}
+
+static void pooling(const bp_work *w, const bp_layer *ly, float *out, const float *in,
+                    int32_t *arg, int B, int back)
+{
+    pool_job j = {ly, out, in, arg, B, back};
+    /* a share per thread, none smaller than 4 samples */
+    int n = B / 4 < w->threads ? B / 4 : w->threads;
+    pool_run(w->threads, n < 1 ? 1 : n, pooling_task, &j);
+}
+
 void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, int train)
 {
     bp_rng rng;
@@ -36,20 +93,19 @@ void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, in
                            (int)layer_in_size(ly), ly->units);
             break;
         case BP_LAYER_ACT: /* in place after a linear or conv layer: act' is read from out */
-            act_forward(out, in, n, ly->act);
+            if (fused_act(m, i - 1) == CONV_NO_ACT)
+                act_forward(out, in, n, ly->act);
             break;
         case BP_LAYER_CONV2D: {
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_forward(w->threads, out, in, m->W[ly->param], m->b[ly->param], B, &s,
-                         w->ccol[i] ? w->ccol[i] : w->col, w->ctmp, conv_chunk(&s, w->max_batch));
+                         w->ccol[i], w->cslots, fused_act(m, i));
             break;
         }
         case BP_LAYER_MAXPOOL:
-            maxpool_forward(out, w->arg[i], in, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
-            break;
         case BP_LAYER_AVGPOOL:
-            avgpool_forward(out, in, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+            pooling(w, ly, out, in, w->arg[i], B, 0);
             break;
         case BP_LAYER_FLATTEN:
             if (out != in)
@@ -93,20 +149,19 @@ static void model_backward(bp_model *m, bp_work *w, const float *X, int B, float
             conv_shape s;
             conv_shape_of(&s, ly);
             conv_backward(w->threads, din, m->dW[ly->param], m->db[ly->param], g, in,
-                          m->W[ly->param], B, &s, w->ccol[i] ? w->ccol[i] : w->col, w->ctmp,
-                          conv_chunk(&s, w->max_batch), w->ccol[i] != NULL);
+                          m->W[ly->param], B, &s, w->ccol[i], w->cslots, w->H[i],
+                          fused_act(m, i));
             break;
         }
         case BP_LAYER_MAXPOOL:
-            if (din)
-                maxpool_backward(din, g, w->arg[i], B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
-            break;
         case BP_LAYER_AVGPOOL:
             if (din)
-                avgpool_backward(din, g, B, ly->in_c, ly->in_h, ly->in_w, ly->kh);
+                pooling(w, ly, din, g, w->arg[i], B, 1);
             break;
-        case BP_LAYER_ACT: /* dZ = dA ⊙ act'(Z), in place, act' through the output */
-            act_backward(g, g, w->H[i], n, ly->act);
+        case BP_LAYER_ACT: /* dZ = dA ⊙ act'(Z), in place, act' through the output; the
+                            * conv layer before does it when it applied the activation */
+            if (fused_act(m, i - 1) == CONV_NO_ACT)
+                act_backward(g, g, w->H[i], n, ly->act);
             swap = 0;
             break;
         case BP_LAYER_FLATTEN:

@@ -6,7 +6,8 @@
  *   - the pool: every chunk run exactly once, with one, two and many threads, nested and from
  *     two calling threads at once;
  *   - whole training runs: the same parameters, bit for bit, with 1 and 2 threads for an MLP
- *     (split GEMMs) and for 784→10 (which the trainer keeps on one thread), and with each
+ *     (split GEMMs), for 784→10 (which the trainer keeps on one thread) and for a small CNN
+ *     (conv layers split by samples, partial dW summed in a fixed order), and with each
  *     kernel set within float rounding of the others.
  * Tolerance for the kernels: |got − ref| ≤ 1e-5 · (1 + Σ|terms|), float32 summation in a
  * different order than the double reference. */
@@ -233,11 +234,51 @@ static float *trained(const bp_dataset *ds, const int *sizes, int nl, int thread
     return out;
 }
 
-static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, int nl,
-                                        const char *what)
+/* A small CNN (two convs, one with 'same' padding and one of stride 2, max pooling, dropout)
+ * trained on 12×12 images at batch bsz, which cuts the batch into several conv chunks whose
+ * partial dW are summed. */
+static float *trained_cnn(const bp_dataset *ds, int threads, int bsz, size_t *np)
 {
-    size_t n1 = 0, n2 = 0;
-    float *p1 = trained(ds, sizes, nl, 1, &n1), *p2 = trained(ds, sizes, nl, 2, &n2);
+    bp_layer list[] = {
+        {.kind = BP_LAYER_CONV2D, .units = 6, .kh = 3, .kw = 3, .stride = 1, .pad = BP_PAD_SAME},
+        {.kind = BP_LAYER_ACT, .act = BP_ACT_RELU},
+        {.kind = BP_LAYER_CONV2D, .units = 8, .kh = 3, .kw = 3, .stride = 2},
+        {.kind = BP_LAYER_ACT, .act = BP_ACT_RELU},
+        {.kind = BP_LAYER_MAXPOOL, .kh = 2},
+        {.kind = BP_LAYER_DROPOUT, .p = 0.25f},
+        {.kind = BP_LAYER_FLATTEN},
+        {.kind = BP_LAYER_LINEAR, .units = 10}};
+    bp_model *m = NULL;
+    bp_error err = {0};
+    if (bp_model_create_layers(&m, 1, (int)ds->rows, (int)ds->cols, list,
+                               (int)(sizeof list / sizeof *list), &err) ||
+        bp_model_init(m, BP_INIT_TORCH, 3, &err)) {
+        fprintf(stderr, "CNN: %s\n", err.msg);
+        bp_model_free(m);
+        return NULL;
+    }
+    bp_train_config cfg;
+    bp_train_config_default(&cfg);
+    cfg.epochs = 2;
+    cfg.batch = bsz;
+    cfg.threads = threads;
+    cfg.opt.kind = BP_OPT_ADAM;
+    cfg.opt.lr = 0.002f;
+    float *out = NULL;
+    if (bp_train(m, ds, NULL, &cfg, NULL, NULL, &err) == BP_OK) {
+        out = malloc(m->nparams * sizeof *out);
+        if (out)
+            memcpy(out, m->params, m->nparams * sizeof *out);
+        *np = m->nparams;
+    } else {
+        fprintf(stderr, "bp_train CNN (%d threads): %s\n", threads, err.msg);
+    }
+    bp_model_free(m);
+    return out;
+}
+
+static void same_params(float *p1, size_t n1, float *p2, size_t n2, const char *what)
+{
     if (CHECK(p1 && p2 && n1 == n2)) {
         size_t diff = 0;
         for (size_t i = 0; i < n1; i++)
@@ -247,6 +288,14 @@ static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, 
     }
     free(p1);
     free(p2);
+}
+
+static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, int nl,
+                                        const char *what)
+{
+    size_t n1 = 0, n2 = 0;
+    float *p1 = trained(ds, sizes, nl, 1, &n1), *p2 = trained(ds, sizes, nl, 2, &n2);
+    same_params(p1, n1, p2, n2, what);
 }
 
 int main(void)
@@ -303,6 +352,19 @@ int main(void)
         free(ref);
         bp_kernel_select("auto", NULL);
     }
+    /* conv layers split by samples on the pool: batch 50 is 13 chunks (the last short), 3
+     * a single chunk, and the last batch of an epoch (30) is 8 chunks */
+    bp_dataset img = synth(230, 144, 9);
+    img.rows = img.cols = 12;
+    if (CHECK(img.pixels && img.labels))
+        for (int bsz = 3; bsz <= 50; bsz += 47) {
+            size_t n1 = 0, n2 = 0;
+            float *p1 = trained_cnn(&img, 1, bsz, &n1), *p2 = trained_cnn(&img, 2, bsz, &n2);
+            char what[64];
+            snprintf(what, sizeof what, "CNN conv,conv s2,maxpool at batch %d", bsz);
+            same_params(p1, n1, p2, n2, what);
+        }
+    free(img.pixels), free(img.labels);
     free(thin.pixels), free(thin.labels), free(wide.pixels), free(wide.labels);
     return check_exit("test_kernels");
 }

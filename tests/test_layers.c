@@ -2,8 +2,10 @@
  *   - gradients (every W, b and X entry) against double-precision central differences
  *     (bp_gradcheck) at several shapes: odd sizes, 'same' padding, stride 2, C_in > 1, with
  *     the blas path and the naive per-sample loops;
- *   - the im2col + GEMM path equals naive loops: conv_forward against a direct six-loop
- *     convolution written here, chunked and not, and bp_grad blas against naive;
+ *   - the im2col + GEMM path equals naive loops: conv_forward and conv_backward against the
+ *     direct six-loop formulas written here, at batches of one and several chunks, bit for
+ *     bit the same on one thread and two, columns kept or formed again; bp_grad blas against
+ *     naive;
  *   - shape inference and its messages; bp_arch_parse's messages naming the token;
  *   - dropout: inverted (kept values scaled by 1/(1−p)), the rate drawn, deterministic for a
  *     seed and step, absent from bp_forward;
@@ -137,51 +139,113 @@ static void direct_conv(const conv_shape *s, const float *W, const float *b, con
             }
 }
 
+/* Its adjoint for one sample: dW += dy ⊗ x, db += Σ dy, dx = Σ W·dy, all in double. */
+static void direct_conv_back(const conv_shape *s, const float *W, const float *x,
+                             const float *dy, double *dW, double *db, double *dx)
+{
+    for (int o = 0; o < s->O; o++)
+        for (int p = 0; p < s->OH; p++)
+            for (int q = 0; q < s->OW; q++) {
+                double g = dy[(o * s->OH + p) * s->OW + q];
+                db[o] += g;
+                for (int c = 0; c < s->C; c++)
+                    for (int i = 0; i < s->kh; i++)
+                        for (int j = 0; j < s->kw; j++) {
+                            int r = p * s->stride + i - s->ph, t = q * s->stride + j - s->pw;
+                            if (r < 0 || r >= s->H || t < 0 || t >= s->W)
+                                continue;
+                            size_t wi = (size_t)((o * s->C + c) * s->kh + i) * s->kw + j;
+                            size_t xi = (size_t)(c * s->H + r) * s->W + t;
+                            dW[wi] += g * x[xi];
+                            dx[xi] += g * W[wi];
+                        }
+            }
+}
+
+static double rel_err(const float *got, const double *ref, size_t n)
+{
+    double big = 0, worst = 0;
+    for (size_t i = 0; i < n; i++)
+        big = fmax(big, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(got[i] - ref[i]) / fmax(1.0, big));
+    return worst;
+}
+
+/* conv_forward and conv_backward against the direct formulas, at batches of one, of one chunk
+ * and of several chunks (their partial dW and db summed); and the same bits with one and two
+ * threads, with the columns kept from forward and formed again. */
 static void test_im2col_gemm(void)
 {
     /* shapes: C, H, W, O, kh, kw, stride, same */
     int cases[][8] = {{1, 28, 28, 8, 3, 3, 1, 0}, {3, 9, 7, 5, 5, 5, 1, 1}, {2, 10, 11, 4, 3, 3, 2, 0},
                       {4, 6, 6, 3, 1, 1, 1, 0},   {2, 8, 5, 6, 3, 2, 2, 0}, {1, 5, 5, 2, 5, 5, 1, 1}};
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int *c = cases[k], B = 5;
-        bp_layer ly = L_conv(c[3], c[4], c[6], c[7] ? BP_PAD_SAME : BP_PAD_VALID);
-        ly.kw = c[5];
-        bp_error err = {0};
-        if (!CHECKF(layers_infer(&ly, 1, c[0], c[1], c[2], &err) == BP_OK, "%s", err.msg))
-            continue;
-        conv_shape s;
-        conv_shape_of(&s, &ly);
-        size_t in = (size_t)s.C * s.H * s.W, out = (size_t)s.O * s.OH * s.OW;
-        size_t nw = (size_t)s.O * s.C * s.kh * s.kw;
-        float *X = malloc(B * in * sizeof *X), *W = malloc(nw * sizeof *W);
-        float *b = malloc((size_t)s.O * sizeof *b), *Y = malloc(B * out * sizeof *Y);
-        float *R = malloc(B * out * sizeof *R), *Y1 = malloc(B * out * sizeof *Y1);
-        size_t sc = conv_scratch_floats(&s, B);
-        float *col = malloc(sc * sizeof *col), *tmp = malloc(sc * sizeof *tmp);
-        bp_rng rng;
-        bp_rng_seed(&rng, 100 + k);
-        for (size_t i = 0; i < B * in; i++)
-            X[i] = (float)bp_rng_uniform(&rng);
-        for (size_t i = 0; i < nw; i++)
-            W[i] = (float)bp_rng_normal(&rng);
-        for (int o = 0; o < s.O; o++)
-            b[o] = (float)bp_rng_normal(&rng);
-        for (int i = 0; i < B; i++)
-            direct_conv(&s, W, b, X + i * in, R + i * out);
-        conv_forward(1, Y, X, W, b, B, &s, col, tmp, conv_chunk(&s, B));
-        conv_forward(1, Y1, X, W, b, B, &s, col, tmp, 1); /* one sample per chunk */
-        /* float GEMM against a double sum of at most C·kh·kw = 75 terms of size ~1: 1e-4 */
-        double worst = 0, worst1 = 0;
-        for (size_t i = 0; i < B * out; i++) {
-            worst = fmax(worst, fabs(Y[i] - R[i]) / fmax(1.0, fabs(R[i])));
-            worst1 = fmax(worst1, fabs(Y1[i] - R[i]) / fmax(1.0, fabs(R[i])));
+    const int batches[] = {1, 3, 9, 37};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+            int *c = cases[k], B = batches[bi];
+            bp_layer ly = L_conv(c[3], c[4], c[6], c[7] ? BP_PAD_SAME : BP_PAD_VALID);
+            ly.kw = c[5];
+            bp_error err = {0};
+            if (!CHECKF(layers_infer(&ly, 1, c[0], c[1], c[2], &err) == BP_OK, "%s", err.msg))
+                continue;
+            conv_shape s;
+            conv_shape_of(&s, &ly);
+            size_t in = (size_t)s.C * s.H * s.W, out = (size_t)s.O * s.OH * s.OW;
+            size_t nw = (size_t)s.O * s.C * s.kh * s.kw;
+            size_t keepn = (size_t)B * s.C * s.kh * s.kw * s.OH * s.OW;
+            size_t sc = (size_t)conv_chunks(B) * conv_slot_floats(&s);
+            float *X = malloc(B * in * sizeof *X), *W = malloc(nw * sizeof *W);
+            float *b = malloc((size_t)s.O * sizeof *b), *Y = malloc(B * out * sizeof *Y);
+            float *R = malloc(B * out * sizeof *R), *Y1 = malloc(B * out * sizeof *Y1);
+            float *dY = malloc(B * out * sizeof *dY), *keep = malloc(keepn * sizeof *keep);
+            float *scr = malloc(sc * sizeof *scr);
+            float *g1 = malloc((nw + s.O + B * in) * sizeof *g1);
+            float *g2 = malloc((nw + s.O + B * in) * sizeof *g2);
+            double *gr = calloc(nw + s.O + B * in, sizeof *gr);
+            if (!CHECK(X && W && b && Y && R && Y1 && dY && keep && scr && g1 && g2 && gr))
+                goto next;
+            bp_rng rng;
+            bp_rng_seed(&rng, 100 + k);
+            for (size_t i = 0; i < B * in; i++)
+                X[i] = (float)bp_rng_uniform(&rng);
+            for (size_t i = 0; i < nw; i++)
+                W[i] = (float)bp_rng_normal(&rng);
+            for (int o = 0; o < s.O; o++)
+                b[o] = (float)bp_rng_normal(&rng);
+            for (size_t i = 0; i < B * out; i++)
+                dY[i] = (float)bp_rng_normal(&rng);
+            for (int i = 0; i < B; i++) {
+                direct_conv(&s, W, b, X + i * in, R + i * out);
+                direct_conv_back(&s, W, X + i * in, dY + i * out, gr, gr + nw,
+                                 gr + nw + s.O + i * in);
+            }
+            conv_forward(1, Y, X, W, b, B, &s, NULL, scr, CONV_NO_ACT);
+            conv_forward(2, Y1, X, W, b, B, &s, keep, scr, CONV_NO_ACT);
+            /* float GEMM against a double sum of at most C·kh·kw = 75 terms of size ~1: 1e-4 */
+            double worst = 0;
+            for (size_t i = 0; i < B * out; i++)
+                worst = fmax(worst, fabs(Y[i] - R[i]) / fmax(1.0, fabs(R[i])));
+            CHECKF(worst <= 1e-4, "case %zu B %d: im2col+GEMM vs direct %.3e", k, B, worst);
+            CHECKF(memcmp(Y, Y1, B * out * sizeof *Y) == 0,
+                   "case %zu B %d: forward differs between 1 thread and 2 (columns kept)", k, B);
+            /* backward: columns formed again on one thread, kept on two */
+            conv_backward(1, g1 + nw + s.O, g1, g1 + nw, dY, X, W, B, &s, NULL, scr, NULL, CONV_NO_ACT);
+            conv_backward(2, g2 + nw + s.O, g2, g2 + nw, dY, X, W, B, &s, keep, scr, NULL, CONV_NO_ACT);
+            double ew = rel_err(g1, gr, nw), eb = rel_err(g1 + nw, gr + nw, s.O);
+            double ex = rel_err(g1 + nw + s.O, gr + nw + s.O, B * in);
+            CHECKF(ew <= 1e-4 && eb <= 1e-4 && ex <= 1e-4,
+                   "case %zu B %d: backward vs direct: dW %.3e db %.3e dX %.3e", k, B, ew, eb, ex);
+            CHECKF(memcmp(g1, g2, (nw + s.O + B * in) * sizeof *g1) == 0,
+                   "case %zu B %d: backward differs between 1 thread and 2 (columns kept)", k, B);
+            if (bi + 1 == sizeof batches / sizeof *batches)
+                printf("  conv %dx%dx%d -> %dx%dx%d k%dx%d s%d %s: max err y %.2e dW %.2e "
+                       "db %.2e dX %.2e\n", s.C, s.H, s.W, s.O, s.OH, s.OW, s.kh, s.kw,
+                       s.stride, c[7] ? "same" : "valid", worst, ew, eb, ex);
+        next:
+            free(X), free(W), free(b), free(Y), free(R), free(Y1), free(dY), free(keep);
+            free(scr), free(g1), free(g2), free(gr);
         }
-        CHECKF(worst <= 1e-4 && worst1 <= 1e-4, "case %zu: im2col+GEMM vs direct %.3e, chunk 1 "
-               "%.3e", k, worst, worst1);
-        printf("  conv %dx%dx%d -> %dx%dx%d k%dx%d s%d %s: max err %.2e\n", s.C, s.H, s.W, s.O,
-               s.OH, s.OW, s.kh, s.kw, s.stride, c[7] ? "same" : "valid", worst);
-        free(X), free(W), free(b), free(Y), free(R), free(Y1), free(col), free(tmp);
-    }
 }
 
 /* bp_grad blas (im2col + GEMM) against naive (per-sample loops): every gradient, dX too,
