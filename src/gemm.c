@@ -41,9 +41,9 @@ void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alph
                 ldc);
 }
 
-void gemm_hold_single(int on)
+void gemm_hold_single(void)
 {
-    if (on && openblas_get_num_threads() != 1)
+    if (openblas_get_num_threads() != 1)
         openblas_set_num_threads(1);
 }
 

@@ -27,9 +27,9 @@ int bp_fail_field(bp_error *err, const char *field, const char *fmt, ...)
 void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc);
 
-/* gemm.c: put OpenBLAS at one thread (on != 0) before the pool's tasks call gemm(1, …);
- * on = 0 leaves it so (the next gemm with more threads raises it again). */
-void gemm_hold_single(int on);
+/* gemm.c: put OpenBLAS at one thread before the pool's tasks call gemm(1, …); it stays so
+ * until a gemm with more threads raises it again. */
+void gemm_hold_single(void);
 
 /* pool.c: fn(ctx, c, chunks) for every chunk c < chunks, on up to n threads of the library's
  * pool (the caller is one), then return. n ≤ 1, one chunk, or a pool busy with another

@@ -146,7 +146,7 @@ void pool_run(int n, int chunks, pool_fn fn, void *ctx)
     }
     grow(n - 1);
     atomic_store_explicit(&P.park, 0, memory_order_relaxed);
-    gemm_hold_single(1);
+    gemm_hold_single();
     P.fn = fn, P.ctx = ctx;
     atomic_store_explicit(&P.chunks, chunks, memory_order_relaxed);
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
