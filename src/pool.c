@@ -14,7 +14,13 @@
  * left. On a shared machine a worker may be descheduled for a whole time slice (milliseconds);
  * with fixed halves the caller would wait that long at every step, with claiming it just
  * takes the worker's chunks itself. Claims are a compare-and-swap on one 64-bit word holding
- * (generation, next chunk), so a late worker can never claim a chunk of a later call.
+ * (generation, chunks claimed), so a late worker can never claim a chunk of a later call.
+ * Up to 32 chunks the word holds one bit per chunk and each thread first claims its own
+ * chunk, the caller 0 and worker i chunk i: a run split into one chunk per thread then gives
+ * the same rows or units to the same core from one call to the next, and what a core wrote
+ * in one call is still in its cache for the next (measured: the 784-256-10 MLP's products
+ * alone at 2 threads, 89 % of the sgemm peak with each core's weight rows kept on that core,
+ * 75 % with them moving). More chunks are claimed in order through a counter.
  *
  * One pool_run at a time: a second caller that finds the pool busy (another thread of the
  * program training its own model) runs its chunks itself, with the same results. After fork()
@@ -44,8 +50,9 @@ static struct {
     _Atomic int park;         /* set by pool_park: stop spinning, sleep now */
     pool_fn fn;
     void *ctx;
+    uint32_t born[POOL_MAX];  /* worker i: the generation current when it was made */
 } P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
-       0, 0, 0, 0, NULL, NULL};
+       0, 0, 0, 0, NULL, NULL, {0}};
 
 static inline void relax(void)
 {
@@ -54,17 +61,32 @@ static inline void relax(void)
 #endif
 }
 
-/* Claim and run chunks of generation gen until none is left. */
-static void drain(uint32_t gen)
+#define POOL_BITS 32 /* runs of up to this many chunks claim by bits, home chunk first */
+
+/* The chunk to claim given the claimed part of the state word, or k when none is left. */
+static int next_chunk(uint32_t claimed, int k, int home)
+{
+    if (k > POOL_BITS)
+        return (int)claimed < k ? (int)claimed : k;
+    if (home < k && !(claimed >> home & 1u))
+        return home;
+    uint32_t free = ~claimed & (k == POOL_BITS ? 0xffffffffu : (1u << k) - 1u);
+    return free ? __builtin_ctz(free) : k;
+}
+
+/* Claim and run chunks of generation gen until none is left; home: the thread's own chunk. */
+static void drain(uint32_t gen, int home)
 {
     uint64_t s = atomic_load_explicit(&P.state, memory_order_acquire);
     for (;;) {
         if ((uint32_t)(s >> 32) != gen)
             return;
-        int c = (int)(uint32_t)s, k = atomic_load_explicit(&P.chunks, memory_order_relaxed);
+        int k = atomic_load_explicit(&P.chunks, memory_order_relaxed);
+        int c = next_chunk((uint32_t)s, k, home);
         if (c >= k)
             return;
-        if (!atomic_compare_exchange_weak_explicit(&P.state, &s, s + 1, memory_order_acq_rel,
+        uint64_t claim = k > POOL_BITS ? s + 1 : s | (uint64_t)1 << c;
+        if (!atomic_compare_exchange_weak_explicit(&P.state, &s, claim, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* s now holds the current word */
         /* Chunk c of gen is ours: the caller cannot start another generation, nor change fn
@@ -79,7 +101,8 @@ static void *worker(void *arg)
 {
     /* The generation current when the thread was made, not when it first runs: by then the
      * pool_run that made it may have begun, and that run's chunks are this worker's too. */
-    uint32_t seen = (uint32_t)(uintptr_t)arg;
+    int home = (int)(uintptr_t)arg;
+    uint32_t seen = P.born[home];
     for (;;) {
         uint32_t g;
         int spins = 0;
@@ -95,7 +118,7 @@ static void *worker(void *arg)
             atomic_fetch_sub(&P.sleepers, 1);
             pthread_mutex_unlock(&P.m);
         }
-        drain(g);
+        drain(g, home);
         seen = g;
     }
     return NULL;
@@ -124,8 +147,9 @@ static void grow(int want)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        uintptr_t gen = (uintptr_t)(atomic_load(&P.state) >> 32);
-        int ok = pthread_create(&th, &at, worker, (void *)gen) == 0;
+        int home = P.workers + 1;
+        P.born[home] = (uint32_t)(atomic_load(&P.state) >> 32);
+        int ok = pthread_create(&th, &at, worker, (void *)(uintptr_t)home) == 0;
         pthread_attr_destroy(&at);
         if (!ok)
             break;
@@ -157,7 +181,7 @@ void pool_run(int n, int chunks, pool_fn fn, void *ctx)
         pthread_cond_broadcast(&P.cv);
         pthread_mutex_unlock(&P.m);
     }
-    drain(gen);
+    drain(gen, 0);
     /* Chunks still running on workers: poll, then yield the core (the worker we wait for may
      * be queued behind us on it). */
     int spins = 0;
