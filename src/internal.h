@@ -52,11 +52,32 @@ void dataset_gather_threads(int threads, const bp_dataset *ds, const uint32_t *i
  * they are read later by a gather). */
 void dataset_prefetch(const bp_dataset *ds, const uint32_t *idx, int B);
 
+/* optim.c: an optimizer step in progress (opt_begin below). */
+typedef struct {
+    bp_opt *o;
+    float *p;
+    const float *g;
+    float lr, c1, c2;
+} opt_fuse;
+
 /* linear.c */
 void linear_forward(int threads, float *V, const float *X, const float *W, const float *b, int B,
                     int I, int O);
-void linear_backward(int threads, float *dX, float *dW, float *db, const float *dV,
-                     const float *X, const float *W, int B, int I, int O);
+/* The parts of linear_backward, for a caller that splits the batch itself: dX = dV·W on
+ * threads, and share t of n of the weight gradients (and of the fused update). */
+void linear_input_grad(int threads, float *dX, const float *dV, const float *W, int B, int I,
+                       int O);
+void linear_weight_share(float *dW, float *db, float *dV, const float *X, const float *W,
+                         int B, int I, int O, const opt_fuse *fuse, int t, int n);
+/* Output units [lo, hi) of the weight gradient of a layer of more than KERNEL_MAX_O outputs
+ * (and of the fused update), on the calling thread. */
+void linear_weight_units(float *dW, float *db, float *dV, const float *X, const float *W,
+                         int B, int I, int O, const opt_fuse *fuse, int lo, int hi);
+/* fuse: NULL, or the step in progress (optim.c): W and b are then also updated, after dX has
+ * been computed from the old W. With plain SGD (opt_fuse_sgd) and more than KERNEL_MAX_O
+ * outputs dW is not written, and dV is left scaled by −η. */
+void linear_backward(int threads, float *dX, float *dW, float *db, float *dV,
+                     const float *X, const float *W, int B, int I, int O, const opt_fuse *fuse);
 
 /* activation.c: A = act(Z) elementwise (A may alias Z); dZ = dA ⊙ act'(Z), where act' is
  * written through the output A (dZ may alias dA). */
@@ -70,6 +91,9 @@ float act_apply(float z, bp_act act);
 void softmax_xent_forward(float *Y, const float *V, const uint8_t *labels, int B, int C,
                           double *loss_sum, int *correct);
 void softmax_xent_backward(float *dV, const float *Y, const uint8_t *labels, int B, int C);
+/* The same for B rows of a batch whose mean is taken over 1/scale samples. */
+void softmax_xent_backward_rows(float *dV, const float *Y, const uint8_t *labels, int B, int C,
+                                float scale);
 void xent_backward_dy(float *dY, const float *Y, const uint8_t *labels, int B, int C);
 void softmax_jacobian(float *J, const float *y, int C);
 void softmax_backward_jacobian(float *dV, const float *dY, const float *Y, float *J, int B, int C);
@@ -137,6 +161,10 @@ size_t layer_weights(const bp_layer *ly);  /* floats of W (0 without parameters)
 int layers_infer(bp_layer *list, int n, int c, int h, int w, bp_error *err);
 const char *layer_kind_name(bp_layer_kind k); /* "linear", "conv2d", "maxpool2d", … */
 
+/* hidden.c: at most this many threads split a one-hidden-layer MLP's step (each keeps its
+ * own copy of the batch). */
+#define HIDDEN_MAX_THREADS 8
+
 /* The scratch of one model at one maximum batch size. */
 struct bp_work {
     int max_batch;
@@ -156,6 +184,13 @@ struct bp_work {
     float *na, *nd;             /* naive: per-sample activations (all layers) and two gradients */
     size_t na_floats;           /* naive: floats at na (one sample's outputs of every layer) */
     int32_t *narg;              /* naive: one sample's pooling arg-max, every max pool */
+    int rows;                   /* rows_model: bp_grad runs by rows (step.c) */
+    int hidden;                 /* hidden_model: bp_grad runs by hidden units (hidden.c) */
+    float *XP[HIDDEN_MAX_THREADS]; /* hidden: each thread's own copy of a gathered batch */
+    int nxp, xprivate;          /* copies made; 1 while the last batch was gathered so */
+    float *GX[BP_MAX_LIST];     /* rows: linear layers but the first, dL/d(their input) */
+    double *rloss;              /* rows: each sample's loss of the last batch */
+    unsigned char *rhit;        /* rows: 1 where its top class was the label */
     uint64_t drop_seed;         /* dropout: the run's seed and the step of the next bp_grad */
     long drop_step;
     int has_dropout;
@@ -165,6 +200,10 @@ struct bp_work {
 
 /* step.c / naive.c: the work's buffers. */
 int layer_in_place(const bp_model *m, int i); /* layer i writes into its input's buffer */
+/* step.c: 1 when every layer is linear, an activation or flatten: each sample's forward pass
+ * and input gradients then depend on that sample alone, and bp_grad runs them for a share of
+ * the batch's rows per thread in one go, the weight gradients after. */
+int rows_model(const bp_model *m);
 
 /* optim.c's state; the trainer and the model file read and restore it. */
 struct bp_opt {
@@ -200,6 +239,18 @@ int modelfile_write(const char *path, const bp_model *m, const bp_model_info *in
  * numbers for any count). */
 void opt_step_threads(bp_opt *o, float *p, const float *g, float lr, int threads);
 
+/* optim.c: one step of o taken in pieces, so that each layer's parameters can be updated by
+ * the thread that has just computed their gradient, while it is still in that core's cache.
+ * opt_begin counts the step (Adam's bias corrections) for the flat blocks p and g; then
+ * opt_apply updates p[i0, i1) from g[i0, i1); every parameter exactly once per step. The step
+ * in progress is an opt_fuse (above). */
+void opt_begin(bp_opt *o, float *p, const float *g, float lr, opt_fuse *f);
+void opt_apply(const opt_fuse *f, size_t i0, size_t i1);
+void opt_apply_threads(const opt_fuse *f, size_t i0, size_t i1, int threads);
+/* 1 for plain SGD without weight decay, p ← p + (−η·g): a product can then add −η times the
+ * gradient straight into the parameters; other kinds need the gradient itself (0). */
+int opt_fuse_sgd(const opt_fuse *f);
+
 /* step.c: the batched forward through every layer; leaves logits in w->V. train: dropout
  * draws its masks (bp_grad), else it is the identity (bp_forward). */
 void model_forward(const bp_model *m, bp_work *w, const float *X, int B);
@@ -209,6 +260,36 @@ void model_forward_mode(const bp_model *m, bp_work *w, const float *X, int B, in
  * BP_ERR_ARG with a message. */
 int batch_check(const bp_model *m, const bp_work *w, const uint8_t *labels, int B,
                 bp_error *err);
+
+/* hidden.c: the step of linear, activation, linear (the first of more than KERNEL_MAX_O
+ * units) split by hidden units. forward (src: see grad_forward) also leaves dV = (Y − T)/B in
+ * D[0]; backward with fuse updates every parameter. */
+int hidden_model(const bp_model *m);
+int hidden_threads(const bp_work *w);
+typedef struct batch_src batch_src;
+void hidden_forward(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
+                    const batch_src *src, double *loss_sum, int *correct);
+void hidden_backward(bp_model *m, bp_work *w, const float *X, int B, float *dX,
+                     const opt_fuse *fuse);
+
+/* step.c: bp_grad in two halves, so a trainer can look at the loss before the step:
+ * grad_forward checks the arguments and runs the forward pass and the loss (the naive
+ * implementation also its backward pass); grad_backward the rest, and with fuse (NULL: none)
+ * the optimizer's update of every parameter as well. dX as in bp_grad. */
+struct batch_src {
+    const bp_dataset *ds; /* the batch is rows idx[0..B) of ds (idx NULL: first, first + 1, …) */
+    const uint32_t *idx;
+    uint32_t first;
+    float *X;             /* to be gathered here: grad_forward's X and labels */
+    uint8_t *labels;
+};
+/* src: NULL, or where X and labels come from (their labels checked by the caller): each
+ * thread then gathers the rows it works on. */
+int grad_forward(bp_model *m, bp_work *w, bp_impl impl, const float *X,
+                 const uint8_t *labels, int B, double *loss_sum, int *correct, float *dX,
+                 const batch_src *src, bp_error *err);
+void grad_backward(bp_model *m, bp_work *w, bp_impl impl, const float *X,
+                   const uint8_t *labels, int B, float *dX, const opt_fuse *fuse);
 
 /* naive.c: the seminar's per-sample loops, same contract as bp_grad (arguments checked). */
 void naive_step(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,

@@ -38,9 +38,17 @@ static int chunks_for(int threads, double macs, int kernel)
 typedef struct {
     float *V, *dX, *dW, *db;
     const float *X, *W, *b, *dV;
+    float *dVs; /* dV, to be scaled in place by a fused SGD step */
     int B, I, O;
+    /* backward: which parts a chunk does (BACK_*), and the step to fuse in (NULL: none) with
+     * the offsets of W and b in its flat blocks */
+    int parts;
+    const opt_fuse *fuse;
+    size_t wo, bo;
 } lin_job;
 
+#define BACK_DW 1 /* dW, db and, with a fused step, the update of W and b */
+#define BACK_DX 2
 /* Rows [r0, r1) of V = X·Wᵀ + 1·bᵀ. */
 static void forward_rows(const lin_job *j, int r0, int r1)
 {
@@ -97,30 +105,72 @@ static void bias_grad(const lin_job *j, int o0, int o1)
     }
 }
 
-/* Chunk t of n: its part of dW, db and dX. */
-static void backward_task(void *ctx, int t, int n)
+static void units_part(const lin_job *j, int lo, int hi);
+
+/* Chunk t of n's part of dW and db, then, fused, of the update of W and b. */
+static void weight_part(const lin_job *j, int t, int n)
 {
-    const lin_job *j = ctx;
+    const opt_fuse *f = j->fuse;
     int B = j->B, I = j->I, O = j->O, lo, hi;
     const kernel_set *k = kernels();
     if (O <= KERNEL_MAX_O) {
         /* dW by columns, in whole pairs of vectors where the split allows */
         pool_range(I, 2 * k->vector_floats, t, n, &lo, &hi);
-        if (hi > lo)
-            k->dw[O](j->dW, j->dV, j->X, B, I, lo, hi);
-        if (t == 0)
-            bias_grad(j, 0, O);
-    } else {
-        /* dW = dVᵀ·X, rows o of dW from columns o of dV — overwrites */
-        pool_range(O, 1, t, n, &lo, &hi);
         if (hi > lo) {
-            gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 0.0f,
-                 j->dW + (size_t)lo * I, I);
-            bias_grad(j, lo, hi);
+            k->dw[O](j->dW, j->dV, j->X, B, I, lo, hi);
+            for (int o = 0; f && o < O; o++)
+                opt_apply(f, j->wo + (size_t)o * I + lo, j->wo + (size_t)o * I + hi);
         }
+        if (t == 0) {
+            bias_grad(j, 0, O);
+            if (f)
+                opt_apply(f, j->bo, j->bo + O);
+        }
+    } else {
+        pool_range(O, 1, t, n, &lo, &hi);
+        units_part(j, lo, hi);
     }
+}
+
+/* Output units [lo, hi) of dW = dVᵀ·X and db (rows o of dW from columns o of dV; overwrites),
+ * then, fused, their update; under plain SGD the product goes straight into W's rows. */
+static void units_part(const lin_job *j, int lo, int hi)
+{
+    const opt_fuse *f = j->fuse;
+    int B = j->B, I = j->I, O = j->O;
+    if (hi <= lo)
+        return;
+    bias_grad(j, lo, hi);
+    if (f)
+        opt_apply(f, j->bo + lo, j->bo + hi);
+    if (f && opt_fuse_sgd(f)) {
+        /* W ← W + (−η·dV)ᵀ·X: −η enters through these columns of dV (read by no one after),
+         * so the product runs with alpha = beta = 1, which OpenBLAS rounds the same way for
+         * any number of rows (its small-matrix kernels round alpha·AB + C differently from
+         * its blocked ones) */
+        for (int r = 0; r < B; r++)
+            for (int o = lo; o < hi; o++)
+                j->dVs[(size_t)r * O + o] *= -f->lr;
+        gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 1.0f,
+             f->p + j->wo + (size_t)lo * I, I);
+    } else {
+        gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 0.0f,
+             j->dW + (size_t)lo * I, I);
+        if (f)
+            opt_apply(f, j->wo + (size_t)lo * I, j->wo + (size_t)hi * I);
+    }
+}
+
+/* Chunk t of n: its part of dW and db (then, fused, of the update) and of dX. */
+static void backward_task(void *ctx, int t, int n)
+{
+    const lin_job *j = ctx;
+    int B = j->B, I = j->I, O = j->O, lo, hi;
+    const kernel_set *k = kernels();
+    if (j->parts & BACK_DW)
+        weight_part(j, t, n);
     /* dX = dV·W   (dU = Wᵀ·dV) — only when the caller needs the input gradient */
-    if (!j->dX)
+    if (!j->dX || !(j->parts & BACK_DX))
         return;
     pool_range(B, 1, t, n, &lo, &hi);
     if (hi <= lo)
@@ -132,18 +182,60 @@ static void backward_task(void *ctx, int t, int n)
              j->dX + (size_t)lo * I, I);
 }
 
-void linear_backward(int threads, float *dX, float *dW, float *db, const float *dV,
-                     const float *X, const float *W, int B, int I, int O)
+void linear_input_grad(int threads, float *dX, const float *dV, const float *W, int B, int I,
+                       int O)
 {
-    lin_job j = {.dX = dX, .dW = dW, .db = db, .dV = dV, .X = X, .W = W, .B = B, .I = I, .O = O};
+    lin_job j = {.dX = dX, .dV = dV, .W = W, .B = B, .I = I, .O = O, .parts = BACK_DX};
+    pool_run(threads, chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O), backward_task,
+             &j);
+}
+
+void linear_weight_share(float *dW, float *db, float *dV, const float *X, const float *W,
+                         int B, int I, int O, const opt_fuse *fuse, int t, int n)
+{
+    lin_job j = {.dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W, .B = B, .I = I, .O = O,
+                 .fuse = fuse};
+    if (fuse)
+        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    weight_part(&j, t, n);
+}
+
+void linear_weight_units(float *dW, float *db, float *dV, const float *X, const float *W,
+                         int B, int I, int O, const opt_fuse *fuse, int lo, int hi)
+{
+    lin_job j = {.dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W, .B = B, .I = I, .O = O,
+                 .fuse = fuse};
+    if (fuse)
+        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    units_part(&j, lo, hi);
+}
+
+void linear_backward(int threads, float *dX, float *dW, float *db, float *dV,
+                     const float *X, const float *W, int B, int I, int O, const opt_fuse *fuse)
+{
+    lin_job j = {.dX = dX, .dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W,
+                 .B = B, .I = I, .O = O, .parts = BACK_DW | BACK_DX, .fuse = fuse};
+    if (fuse)
+        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
     int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
     if (n == 1 && O > KERNEL_MAX_O) {
-        /* One share, OpenBLAS free to use the threads the caller allowed. */
-        gemm(threads, 1, 0, O, I, B, 1.0f, dV, O, X, I, 0.0f, dW, I);
-        bias_grad(&j, 0, O);
+        /* One share, OpenBLAS free to use the threads the caller allowed; dX first, from the
+         * W before a fused update. */
         if (dX)
             gemm(threads, 0, 0, B, I, O, 1.0f, dV, O, W, I, 0.0f, dX, I);
+        if (fuse) {
+            weight_part(&j, 0, 1);
+            return;
+        }
+        gemm(threads, 1, 0, O, I, B, 1.0f, dV, O, X, I, 0.0f, dW, I);
+        bias_grad(&j, 0, O);
         return;
+    }
+    if (fuse && dX) {
+        /* Every share of dX reads all of W: it is done before any share updates W. */
+        j.parts = BACK_DX;
+        pool_run(threads, n, backward_task, &j);
+        j.parts = BACK_DW;
     }
     pool_run(threads, n, backward_task, &j);
 }

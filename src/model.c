@@ -218,6 +218,7 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
     int C = m->sizes[m->nlayers], I0 = m->sizes[0], n = m->nlist;
     size_t Bz = (size_t)max_batch;
     size_t maxw = 0, sum_out = 0, col = 0, npool = 0, floats = 0, ints = 0;
+    int rows = rows_model(m), hidden = hidden_model(m);
     for (int i = 0; i < n; i++) {
         const bp_layer *ly = &m->list[i];
         size_t o = layer_out_size(ly);
@@ -229,6 +230,8 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
             floats += Bz * o;
         if (ly->kind == BP_LAYER_DROPOUT)
             floats += Bz * o;
+        if (ly->kind == BP_LAYER_LINEAR && i > 0 && rows)
+            floats += Bz * layer_in_size(ly);
         if (ly->kind == BP_LAYER_MAXPOOL) {
             ints += Bz * o;
             npool += o;
@@ -243,6 +246,9 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
     }
     size_t nd = 2 * (maxw > (size_t)I0 ? maxw : (size_t)I0);
     col *= (size_t)conv_chunks(max_batch);
+    int nthreads = bp_threads_resolve(threads, NULL);
+    int nxp = !hidden ? 0 : nthreads < HIDDEN_MAX_THREADS ? nthreads : HIDDEN_MAX_THREADS;
+    floats += (size_t)nxp * Bz * I0;
     floats += Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + (size_t)I0 + sum_out + nd + col;
     ints += npool;
     bp_work *w = calloc(1, sizeof *w);
@@ -250,10 +256,13 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
         goto nomem;
     w->mem = calloc(floats, sizeof(float));
     w->imem = calloc(ints ? ints : 1, sizeof(int32_t));
-    if (!w->mem || !w->imem)
+    w->rloss = rows ? calloc(Bz, sizeof(double)) : NULL;
+    w->rhit = rows ? calloc(Bz, 1) : NULL;
+    if (!w->mem || !w->imem || (rows && (!w->rloss || !w->rhit)))
         goto nomem;
+    w->rows = rows;
     w->max_batch = max_batch;
-    w->threads = bp_threads_resolve(threads, NULL);
+    w->threads = nthreads;
     w->max_width = (int)maxw;
     w->drop_seed = m->init_seed;
     float *p = w->mem;
@@ -272,6 +281,8 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
             w->mask[i] = p, p += Bz * o;
             w->has_dropout = 1;
         }
+        if (ly->kind == BP_LAYER_LINEAR && i > 0 && rows)
+            w->GX[i] = p, p += Bz * layer_in_size(ly);
         if (ly->kind == BP_LAYER_MAXPOOL)
             w->arg[i] = q, q += Bz * o;
         if (ly->kind == BP_LAYER_CONV2D) {
@@ -283,6 +294,9 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
         }
     }
     w->Y = p, p += Bz * C;
+    for (int t = 0; t < nxp; t++)
+        w->XP[t] = p, p += Bz * I0;
+    w->hidden = hidden, w->nxp = nxp;
     w->D[0] = p, p += Bz * maxw;
     w->D[1] = p, p += Bz * maxw;
     w->J = p, p += (size_t)C * C;
@@ -314,5 +328,7 @@ void bp_work_free(bp_work *w)
         return;
     free(w->mem);
     free(w->imem);
+    free(w->rloss);
+    free(w->rhit);
     free(w);
 }

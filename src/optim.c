@@ -141,12 +141,28 @@ float bp_opt_lr(const bp_opt_config *c, int epoch, long step, long total_steps)
     return lr;
 }
 
-/* The update of parameters [i0, i1); c1, c2 are Adam's bias corrections for this step. */
-static void update(bp_opt *o, float *p, const float *g, float lr, float c1, float c2,
-                   size_t i0, size_t i1)
+void opt_begin(bp_opt *o, float *p, const float *g, float lr, opt_fuse *f)
 {
+    o->t++;
+    f->o = o, f->p = p, f->g = g, f->lr = lr, f->c1 = 1.0f, f->c2 = 1.0f;
+    if (o->cfg.kind == BP_OPT_ADAM) {
+        f->c1 = (float)(1.0 / (1.0 - pow(o->cfg.beta1, (double)o->t)));
+        f->c2 = (float)(1.0 / (1.0 - pow(o->cfg.beta2, (double)o->t)));
+    }
+}
+
+int opt_fuse_sgd(const opt_fuse *f)
+{
+    return f->o->cfg.kind == BP_OPT_SGD && f->o->cfg.weight_decay == 0.0f;
+}
+
+void opt_apply(const opt_fuse *f, size_t i0, size_t i1)
+{
+    bp_opt *o = f->o;
+    float *p = f->p;
+    const float *g = f->g;
     const bp_opt_config *c = &o->cfg;
-    const float wd = c->weight_decay, mu = c->momentum;
+    const float wd = c->weight_decay, mu = c->momentum, lr = f->lr;
     switch (c->kind) {
     case BP_OPT_SGD:
         for (size_t i = i0; i < i1; i++)
@@ -166,7 +182,7 @@ static void update(bp_opt *o, float *p, const float *g, float lr, float c1, floa
         }
         break;
     case BP_OPT_ADAM: {
-        const float b1 = c->beta1, b2 = c->beta2;
+        const float b1 = c->beta1, b2 = c->beta2, c1 = f->c1, c2 = f->c2;
         for (size_t i = i0; i < i1; i++) {
             o->m[i] = b1 * o->m[i] + (1.0f - b1) * g[i];
             o->s[i] = b2 * o->s[i] + (1.0f - b2) * g[i] * g[i];
@@ -179,38 +195,39 @@ static void update(bp_opt *o, float *p, const float *g, float lr, float c1, floa
 }
 
 typedef struct {
-    bp_opt *o;
-    float *p;
-    const float *g;
-    float lr, c1, c2;
+    const opt_fuse *f;
+    size_t i0, i1;
 } update_job;
 
 static void update_task(void *ctx, int chunk, int chunks)
 {
     const update_job *j = ctx;
     /* Shares in whole cache lines (16 floats), so no two chunks write the same line. */
-    size_t per = (j->o->n + (size_t)chunks - 1) / (size_t)chunks;
+    size_t n = j->i1 - j->i0;
+    size_t per = (n + (size_t)chunks - 1) / (size_t)chunks;
     per = (per + 15) / 16 * 16;
     size_t i0 = per * (size_t)chunk, i1 = i0 + per;
-    if (i0 > j->o->n)
-        i0 = j->o->n;
-    if (i1 > j->o->n)
-        i1 = j->o->n;
-    update(j->o, j->p, j->g, j->lr, j->c1, j->c2, i0, i1);
+    if (i0 > n)
+        i0 = n;
+    if (i1 > n)
+        i1 = n;
+    opt_apply(j->f, j->i0 + i0, j->i0 + i1);
+}
+
+void opt_apply_threads(const opt_fuse *f, size_t i0, size_t i1, int threads)
+{
+    update_job j = {f, i0, i1};
+    /* Each parameter's update is independent: any split gives the same numbers. Below 64 k
+     * parameters (784→10 has 7 850) one thread is quicker than a hand-off. */
+    int chunks = threads > 1 && i1 - i0 >= ((size_t)1 << 16) ? 2 * threads : 1;
+    pool_run(threads, chunks, update_task, &j);
 }
 
 void opt_step_threads(bp_opt *o, float *p, const float *g, float lr, int threads)
 {
-    o->t++;
-    update_job j = {o, p, g, lr, 1.0f, 1.0f};
-    if (o->cfg.kind == BP_OPT_ADAM) {
-        j.c1 = (float)(1.0 / (1.0 - pow(o->cfg.beta1, (double)o->t)));
-        j.c2 = (float)(1.0 / (1.0 - pow(o->cfg.beta2, (double)o->t)));
-    }
-    /* Each parameter's update is independent: any split gives the same numbers. Below 64 k
-     * parameters (784→10 has 7 850) one thread is quicker than a hand-off. */
-    int chunks = threads > 1 && o->n >= ((size_t)1 << 16) ? 2 * threads : 1;
-    pool_run(threads, chunks, update_task, &j);
+    opt_fuse f;
+    opt_begin(o, p, g, lr, &f);
+    opt_apply_threads(&f, 0, o->n, threads);
 }
 
 void bp_opt_step(bp_opt *o, float *p, const float *g, float lr)

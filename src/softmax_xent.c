@@ -45,8 +45,13 @@ void softmax_xent_forward(float *Y, const float *V, const uint8_t *labels, int B
 
 void softmax_xent_backward(float *dV, const float *Y, const uint8_t *labels, int B, int C)
 {
-    /* dV = (Y − T)/B */
-    float scale = 1.0f / (float)B;
+    softmax_xent_backward_rows(dV, Y, labels, B, C, 1.0f / (float)B);
+}
+
+void softmax_xent_backward_rows(float *dV, const float *Y, const uint8_t *labels, int B, int C,
+                                float scale)
+{
+    /* dV = (Y − T)·scale, scale = 1/(the whole batch) */
     for (int r = 0; r < B; r++) {
         const float *y = Y + (size_t)r * C;
         float *d = dV + (size_t)r * C;

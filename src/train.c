@@ -305,6 +305,10 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
         return bp_fail(err, BP_ERR_ARG, "the data has %u classes, the model %u outputs",
                        test && test->classes > train->classes ? test->classes : train->classes,
                        C);
+    for (uint32_t i = 0; i < train->n; i++) /* the steps take the labels as checked */
+        if (train->labels[i] >= C)
+            return bp_fail(err, BP_ERR_ARG, "label %u of training sample %u is not below the "
+                           "model's %u outputs", train->labels[i], i, C);
     if (test && C > BP_CLASSES) /* found now, not after an epoch's work */
         return bp_fail(err, BP_ERR_ARG, "the model has %u outputs; the per-epoch evaluation "
                        "counts at most %d classes", C, BP_CLASSES);
@@ -374,22 +378,24 @@ int bp_train(bp_model *m, const bp_dataset *train, const bp_dataset *test,
             int b = train->n - first < (uint32_t)B ? (int)(train->n - first) : B;
             double ls;
             int c;
-            dataset_gather_threads(w->threads, train, rs.perm ? rs.perm + first : NULL, first,
-                                   b, X, labels);
             /* The next batch's rows start on their way from memory during this step. */
             uint32_t next = first + (uint32_t)b;
             if (rs.perm && next < train->n)
                 dataset_prefetch(train, rs.perm + next,
                                  train->n - next < (uint32_t)B ? (int)(train->n - next) : B);
-            if ((st = bp_grad(m, w, cfg->impl, X, labels, b, &ls, &c, NULL, err)))
+            batch_src src = {train, rs.perm ? rs.perm + first : NULL, first, X, labels};
+            if ((st = grad_forward(m, w, cfg->impl, X, labels, b, &ls, &c, NULL, &src, err)))
                 goto done;
             /* Log-sum-exp keeps the loss finite long after the weights have blown up, so a
              * mean loss far above the start (log C) counts as divergence too. */
             if ((st = check_loss(ls / b, loss_limit, "training", e + 1,
                                  rs.step - e * steps_per_epoch + 1, err)))
                 goto done;
+            /* The backward pass updates each layer as soon as its gradient is known. */
             s.lr = bp_opt_lr(&cfg->opt, e, rs.step, total_steps);
-            opt_step_threads(opt, m->params, m->grads, s.lr, w->threads);
+            opt_fuse f;
+            opt_begin(opt, m->params, m->grads, s.lr, &f);
+            grad_backward(m, w, cfg->impl, X, labels, b, NULL, &f);
             loss += ls;
             hits += c;
             if (cfg->on_progress)

@@ -8,7 +8,9 @@
  *   - whole training runs: the same parameters, bit for bit, with 1 and 2 threads for an MLP
  *     (split GEMMs), for 784→10 (which the trainer keeps on one thread) and for a small CNN
  *     (conv layers split by samples, partial dW summed in a fixed order), and with each
- *     kernel set within float rounding of the others.
+ *     kernel set within float rounding of the others;
+ *   - the trainer's fused optimizer step against bp_grad then bp_opt_step, for every optimizer
+ *     and each way a step is split (small kernels, by hidden units, by rows, a CNN).
  * Tolerance for the kernels: |got − ref| ≤ 1e-5 · (1 + Σ|terms|), float32 summation in a
  * different order than the double reference. */
 #include "check.h"
@@ -298,6 +300,94 @@ static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, 
     same_params(p1, n1, p2, n2, what);
 }
 
+/* The trainer updates each layer inside its backward pass (opt_fuse: in the shares of the
+ * weight gradient, and under plain SGD through the product itself). The same batches through
+ * bp_grad and bp_opt_step, one after the other, must give the same parameters within float
+ * rounding: max |Δparam| ≤ 1e-5 after an epoch (a missed update or a wrong rate is ≥ 1e-3). */
+static bp_model *cnn_model(const bp_dataset *ds)
+{
+    bp_layer list[] = {
+        {.kind = BP_LAYER_CONV2D, .units = 4, .kh = 3, .kw = 3, .stride = 1, .pad = BP_PAD_SAME},
+        {.kind = BP_LAYER_ACT, .act = BP_ACT_RELU},
+        {.kind = BP_LAYER_MAXPOOL, .kh = 2},
+        {.kind = BP_LAYER_FLATTEN},
+        {.kind = BP_LAYER_LINEAR, .units = 24},
+        {.kind = BP_LAYER_ACT, .act = BP_ACT_TANH},
+        {.kind = BP_LAYER_LINEAR, .units = 10}};
+    bp_model *m = NULL;
+    bp_error err = {0};
+    if (bp_model_create_layers(&m, 1, (int)ds->rows, (int)ds->cols, list,
+                               (int)(sizeof list / sizeof *list), &err) ||
+        bp_model_init(m, BP_INIT_TORCH, 3, &err)) {
+        bp_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void fused_matches_unfused(const bp_dataset *ds, const int *sizes, int nl, bp_act act,
+                                  bp_opt_kind kind, float wd, int threads, const char *what)
+{
+    enum { BS = 64 };
+    bp_model *a = sizes ? fx_model(sizes, nl, act, 5) : cnn_model(ds);
+    bp_model *b = sizes ? fx_model(sizes, nl, act, 5) : cnn_model(ds);
+    bp_train_config cfg;
+    bp_train_config_default(&cfg);
+    cfg.epochs = 1, cfg.batch = BS, cfg.threads = threads, cfg.shuffle = 0;
+    cfg.opt.kind = kind, cfg.opt.sched = BP_SCHED_CONSTANT, cfg.opt.weight_decay = wd;
+    cfg.opt.lr = kind == BP_OPT_SGD ? 0.1f : kind == BP_OPT_ADAM ? 0.002f : 0.02f;
+    bp_error err = {0};
+    bp_work *w = NULL;
+    bp_opt *o = NULL;
+    float *X = malloc((size_t)BS * ds->dim * sizeof *X);
+    uint8_t labels[BS];
+    int ok = a && b && X && bp_train(a, ds, NULL, &cfg, NULL, NULL, &err) == BP_OK &&
+             bp_work_create(&w, b, BS, threads, &err) == BP_OK &&
+             bp_opt_create(&o, &cfg.opt, b->nparams, &err) == BP_OK;
+    for (uint32_t first = 0; ok && first < ds->n; first += BS) {
+        int n = ds->n - first < BS ? (int)(ds->n - first) : BS;
+        bp_dataset_gather(ds, NULL, first, n, X, labels);
+        ok = bp_grad(b, w, BP_IMPL_BLAS, X, labels, n, NULL, NULL, NULL, &err) == BP_OK;
+        bp_opt_step(o, b->params, b->grads, cfg.opt.lr);
+    }
+    double d = ok ? 0.0 : INFINITY;
+    for (size_t i = 0; ok && i < a->nparams; i++)
+        d = fmax(d, fabs((double)a->params[i] - b->params[i]));
+    printf("  %-28s %-8s wd %-5g %d thread(s): fused vs bp_grad + bp_opt_step max |Δparam| "
+           "%.1e\n", what, bp_opt_name(kind), wd, threads, d);
+    CHECKF(d <= 1e-5, "%s, %s, %d threads: fused step differs by %.3e (%s)", what,
+           bp_opt_name(kind), threads, d, ok ? "" : err.msg);
+    bp_opt_free(o);
+    bp_work_free(w);
+    bp_model_free(a);
+    bp_model_free(b);
+    free(X);
+}
+
+static void fused_checks(const bp_dataset *wide, const bp_dataset *img)
+{
+    int thin[] = {300, 10}, one[] = {300, 64, 10}, two[] = {300, 32, 24, 10};
+    const struct {
+        const bp_dataset *ds;
+        const int *sizes;
+        int nl;
+        bp_act act;
+        const char *what;
+    } models[] = {{wide, thin, 1, BP_ACT_RELU, "300→10 (small kernels)"},
+                  {wide, one, 2, BP_ACT_RELU, "300-64-10 ReLU (by units)"},
+                  {wide, one, 2, BP_ACT_TANH, "300-64-10 tanh (by units)"},
+                  {wide, two, 3, BP_ACT_SIGMOID, "300-32-24-10 sigmoid (rows)"},
+                  {img, NULL, 0, BP_ACT_RELU, "CNN conv,pool,fc,tanh,fc"}};
+    const bp_opt_kind kinds[] = {BP_OPT_SGD, BP_OPT_SGD, BP_OPT_MOMENTUM, BP_OPT_NESTEROV,
+                                 BP_OPT_ADAM};
+    for (size_t k = 0; k < sizeof models / sizeof *models; k++)
+        for (size_t o = 0; o < sizeof kinds / sizeof *kinds; o++)
+            for (int t = 1; t <= 2; t++)
+                fused_matches_unfused(models[k].ds, models[k].sizes, models[k].nl,
+                                      models[k].act, kinds[o], o == 1 ? 1e-3f : 0.0f, t,
+                                      models[k].what);
+}
+
 int main(void)
 {
     int tested = 0;
@@ -364,6 +454,8 @@ int main(void)
             snprintf(what, sizeof what, "CNN conv,conv s2,maxpool at batch %d", bsz);
             same_params(p1, n1, p2, n2, what);
         }
+    if (CHECK(img.pixels && img.labels && wide.pixels && wide.labels))
+        fused_checks(&wide, &img);
     free(img.pixels), free(img.labels);
     free(thin.pixels), free(thin.labels), free(wide.pixels), free(wide.labels);
     return check_exit("test_kernels");
