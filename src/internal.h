@@ -187,7 +187,8 @@ struct bp_work {
     int rows;                   /* rows_model: bp_grad runs by rows (step.c) */
     int hidden;                 /* hidden_model: bp_grad runs by hidden units (hidden.c) */
     float *XP[HIDDEN_MAX_THREADS]; /* hidden: each thread's own copy of a gathered batch */
-    int nxp, xprivate;          /* copies made; 1 while the last batch was gathered so */
+    int nxp, xprivate;          /* copies made (for the threads at creation); 1 while the
+                                 * last batch was gathered so */
     float *GX[BP_MAX_LIST];     /* rows: linear layers but the first, dL/d(their input) */
     double *rloss;              /* rows: each sample's loss of the last batch */
     unsigned char *rhit;        /* rows: 1 where its top class was the label */
