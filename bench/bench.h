@@ -38,8 +38,12 @@ int bench_sgemm(int n, int threads, int reps, double *v);
 int bench_step(bp_model *m, bp_work *w, bp_opt *opt, bp_impl impl, const float *X,
                const uint8_t *labels, int B, float lr, double seconds, int reps, double *v,
                long *steps_per_rep);
+/* paired (NULL: not measured): after each timed epoch one sgemm_n³ sgemm on the same threads,
+ * GFLOP/s into paired[reps], so each epoch has a peak measured in the same phase of a shared
+ * machine. */
 int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_impl impl, int B,
-                int threads, float lr, uint64_t seed, int reps, double *v);
+                int threads, float lr, uint64_t seed, int reps, double *v, int sgemm_n,
+                double *paired);
 
 /* A record's repetitions: {"reps": [...], "median", "min", "max"}; NULL without memory. */
 json_t *bench_reps(const double *v, int n);

@@ -491,6 +491,29 @@ static int measured(json_t *recs, const char *kind, const bench_model *bm, doubl
                                (json_int_t)samples), stats);
 }
 
+/* The last record (a blas epoch) gets the sgemm run after each of its repetitions and the
+ * median of each repetition's GEMM rate over its own sgemm. */
+static int add_paired(json_t *recs, double flops, const double *v, const double *paired, int n)
+{
+    json_t *r = json_array_get(recs, json_array_size(recs) - 1);
+    double *f = malloc((size_t)n * sizeof *f);
+    if (!f)
+        return BP_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        f[i] = paired[i] > 0 ? v[i] * flops * 1e-9 / paired[i] : 0.0;
+    json_t *ps = bench_reps(paired, n), *fs = bench_reps(f, n);
+    free(f);
+    if (!r || !ps || !fs) {
+        json_decref(ps), json_decref(fs);
+        return BP_ERR_NOMEM;
+    }
+    if (json_object_set_new(r, "paired_sgemm", ps)) { /* set_new takes ps either way */
+        json_decref(fs);
+        return BP_ERR_NOMEM;
+    }
+    return json_object_set_new(r, "paired_fraction", fs) ? BP_ERR_NOMEM : BP_OK;
+}
+
 /* One model at thread count T: every batch size, the implementations interleaved per batch so
  * slow drifts in machine load hit them alike; a step and an epoch record each. Naive calls no
  * BLAS: it is timed at the first thread count only, and the report reuses it. */
@@ -505,9 +528,10 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
     oc.kind = BP_OPT_SGD;
     oc.sched = BP_SCHED_CONSTANT;
     double *v = malloc((size_t)o->reps * sizeof *v);
+    double *paired = malloc((size_t)o->reps * sizeof *paired);
     const int *batches;
     int nb = model_batches(o, bm, &batches);
-    int st = v ? setup_make(&s, bm, 1, o, &err) : BP_ERR_NOMEM;
+    int st = v && paired ? setup_make(&s, bm, 1, o, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_opt_create(&opt, &oc, s.m->nparams, &err);
     if (!st)
@@ -535,9 +559,14 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
                 b = b < 1 ? 1 : b;
                 n = b * B < n ? b * B : n;
             }
-            if (st || (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v)) ||
+            double *pp = impl == BP_IMPL_BLAS ? paired : NULL;
+            if (st ||
+                (st = bench_epoch(bm, ds, n, impl, B, T, o->lr, o->seed, o->reps, v,
+                                  o->sgemm_n, pp)) ||
                 (st = measured(recs, "epoch", bm, flops, impl, B, T, v, o->reps,
                                (n + B - 1) / B, n, &eps)))
+                break;
+            if (pp && (st = add_paired(recs, flops, v, pp, o->reps)))
                 break;
             printf("  %-16s %2d thr  batch %5d  %-8s  step %10.0f samples/s   epoch %10.0f "
                    "samples/s (%ld samples/rep)\n", bm->label, T, B, bp_impl_name(impl), sps,
@@ -547,10 +576,11 @@ static int time_model(const bench_opts *o, const bp_dataset *ds, const bench_mod
     }
     if (st)
         fprintf(stderr, "bp_bench: timing %s failed: %s\n", bm->label, bp_status_str(st));
-    if (v)
+    if (v && paired)
         setup_free(&s);
     bp_opt_free(opt);
     free(v);
+    free(paired);
     return st;
 }
 

@@ -141,6 +141,10 @@ int bench_step(bp_model *m, bp_work *w, bp_opt *opt, bp_impl impl, const float *
 typedef struct {
     double *sec;
     int n, cap;
+    /* paired: after every timed epoch, one sgemm of n³ on threads threads into paired[] */
+    double *paired;
+    float *A, *Bm, *C;
+    int sgemm_n, threads;
 } epoch_log;
 
 static void on_epoch(const bp_epoch_stats *s, void *user)
@@ -148,13 +152,24 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
     epoch_log *log = user;
     if (log->n < log->cap)
         log->sec[log->n++] = s->seconds;
+    if (log->paired && log->n >= 2) { /* not after the warm-up */
+        int n = log->sgemm_n;
+        openblas_set_num_threads(log->threads);
+        double t0 = bp_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, log->A, n,
+                    log->Bm, n, 0.0f, log->C, n);
+        log->paired[log->n - 2] = 2.0 * (double)n * n * n / (bp_now() - t0) * 1e-9;
+        struct timespec idle = {0, 300 * 1000 * 1000}; /* as in bench_sgemm */
+        nanosleep(&idle, NULL);
+    }
 }
 
 /* The library's own trainer, so the benchmark times what training does: per epoch a seeded
  * shuffle, then per batch the gather and scaling of uint8 pixels to float, the step, the loss
  * check and the SGD update. The first epoch is the warm-up. */
 int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_impl impl, int B,
-                int threads, float lr, uint64_t seed, int reps, double *v)
+                int threads, float lr, uint64_t seed, int reps, double *v, int sgemm_n,
+                double *paired)
 {
     bp_dataset sub = *ds;
     sub.n = (uint32_t)samples;
@@ -164,7 +179,17 @@ int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_im
     int st = sec ? bench_model_create(bm, 1, &m, &err) : BP_ERR_NOMEM;
     if (!st)
         st = bp_model_init(m, BP_INIT_AUTO, seed, &err);
-    epoch_log log = {sec, 0, reps + 1};
+    epoch_log log = {sec, 0, reps + 1, NULL, NULL, NULL, NULL, sgemm_n, threads};
+    size_t nn = (size_t)sgemm_n * sgemm_n;
+    if (!st && paired) {
+        log.A = malloc(nn * sizeof *log.A), log.Bm = malloc(nn * sizeof *log.Bm);
+        log.C = malloc(nn * sizeof *log.C);
+        if (!log.A || !log.Bm || !log.C)
+            st = BP_ERR_NOMEM;
+        for (size_t i = 0; !st && i < nn; i++)
+            log.A[i] = log.Bm[i] = (float)(i % 17) * 0.0625f - 0.5f;
+        log.paired = paired;
+    }
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     cfg.epochs = reps + 1;
@@ -185,5 +210,6 @@ int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_im
         st = BP_ERR_NUMERIC;
     bp_model_free(m);
     free(sec);
+    free(log.A), free(log.Bm), free(log.C);
     return st;
 }
