@@ -110,7 +110,8 @@ int main(int argc, char **argv)
     long steps = 60000L / B > 4 ? 60000L / B : 4;
     double flops = 4.0 * 784 * H * B * (double)steps;
     for (int r = 0; r < reps; r++) {
-        for (int s = 0; s < SPLITS; s++) {
+        for (int q = 0; q < SPLITS; q++) { /* each repetition starts with another split */
+            int s = (q + r) % SPLITS;
             j.split = s;
             double t0 = bp_now();
             for (long k = 0; k < steps; k++) {
