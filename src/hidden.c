@@ -20,7 +20,6 @@
 
 #include <string.h>
 
-#define HIDDEN_PRIVATE_FLOATS ((size_t)1 << 17)
 
 int hidden_model(const bp_model *m)
 {

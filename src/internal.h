@@ -164,6 +164,9 @@ const char *layer_kind_name(bp_layer_kind k); /* "linear", "conv2d", "maxpool2d"
 /* hidden.c: at most this many threads split a one-hidden-layer MLP's step (each keeps its
  * own copy of the batch). */
 #define HIDDEN_MAX_THREADS 8
+/* ... and copies its batch for itself up to this size: a bigger copy would not stay in a core's
+ * cache anyway. */
+#define HIDDEN_PRIVATE_FLOATS ((size_t)1 << 17)
 
 /* The scratch of one model at one maximum batch size. */
 struct bp_work {

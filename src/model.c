@@ -247,7 +247,9 @@ int bp_work_create(bp_work **out, const bp_model *m, int max_batch, int threads,
     size_t nd = 2 * (maxw > (size_t)I0 ? maxw : (size_t)I0);
     col *= (size_t)conv_chunks(max_batch);
     int nthreads = bp_threads_resolve(threads, NULL);
-    int nxp = !hidden ? 0 : nthreads < HIDDEN_MAX_THREADS ? nthreads : HIDDEN_MAX_THREADS;
+    int nxp = !hidden || Bz * I0 > HIDDEN_PRIVATE_FLOATS ? 0
+              : nthreads < HIDDEN_MAX_THREADS               ? nthreads
+                                                            : HIDDEN_MAX_THREADS;
     floats += (size_t)nxp * Bz * I0;
     floats += Bz * C * 2 + Bz * maxw * 2 + (size_t)C * C + (size_t)I0 + sum_out + nd + col;
     ints += npool;

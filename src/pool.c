@@ -62,12 +62,13 @@ static inline void relax(void)
 }
 
 #define POOL_BITS 32 /* runs of up to this many chunks claim by bits, home chunk first */
+#define POOL_CLOSED 0xffffffffu /* the claimed part of a generation with nothing to claim */
 
 /* The chunk to claim given the claimed part of the state word, or k when none is left. */
 static int next_chunk(uint32_t claimed, int k, int home)
 {
     if (k > POOL_BITS)
-        return (int)claimed < k ? (int)claimed : k;
+        return claimed < (uint32_t)k ? (int)claimed : k;
     if (home < k && !(claimed >> home & 1u))
         return home;
     uint32_t free = ~claimed & (k == POOL_BITS ? 0xffffffffu : (1u << k) - 1u);
@@ -81,7 +82,7 @@ static void drain(uint32_t gen, int home)
     for (;;) {
         if ((uint32_t)(s >> 32) != gen)
             return;
-        int k = atomic_load_explicit(&P.chunks, memory_order_relaxed);
+        int k = atomic_load_explicit(&P.chunks, memory_order_acquire);
         int c = next_chunk((uint32_t)s, k, home);
         if (c >= k)
             return;
@@ -171,10 +172,16 @@ void pool_run(int n, int chunks, pool_fn fn, void *ctx)
     grow(n - 1);
     atomic_store_explicit(&P.park, 0, memory_order_relaxed);
     gemm_hold_single();
-    P.fn = fn, P.ctx = ctx;
-    atomic_store_explicit(&P.chunks, chunks, memory_order_relaxed);
-    atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+    /* First close the last run: a worker still in its drain may have read that run's word
+     * (every chunk claimed) and be about to read the new chunk count; with the word changed to
+     * a generation with nothing to claim, its compare-and-swap fails. The count is stored with
+     * release after the close, so a worker that reads the new count sees the close too. */
     uint32_t gen = (uint32_t)(atomic_load(&P.state) >> 32) + 1;
+    atomic_store(&P.state, (uint64_t)gen << 32 | POOL_CLOSED);
+    P.fn = fn, P.ctx = ctx;
+    atomic_store_explicit(&P.chunks, chunks, memory_order_release);
+    atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+    gen++;
     atomic_store(&P.state, (uint64_t)gen << 32); /* seq_cst: before the read of sleepers */
     if (atomic_load(&P.sleepers)) {
         pthread_mutex_lock(&P.m);

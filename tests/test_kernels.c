@@ -150,6 +150,13 @@ static void nesting_task(void *ctx, int c, int n)
     }
 }
 
+/* Any chunk count: chunk c of n counts in runs[c], and a chunk beyond n in runs[n]. */
+static void any_task(void *ctx, int c, int n)
+{
+    pool_probe *p = ctx;
+    atomic_fetch_add(&p->runs[c >= 0 && c < n && n < CHUNKS ? c : n < CHUNKS ? n : 0], 1);
+}
+
 static int once_each(const pool_probe *p)
 {
     for (int i = 0; i < CHUNKS; i++)
@@ -180,6 +187,19 @@ static void pool_checks(void)
             if (!CHECKF(once_each(&p), "pool_run(%d threads): a chunk ran other than once", n))
                 break;
         }
+    /* Runs of changing chunk counts, bit claims (≤ 32) and counted ones (> 32) in turn: a
+     * worker late from one run must not claim a chunk of the next (a chunk run twice, or one
+     * beyond the run's count). */
+    static const int counts[] = {2, 8, 40, 3, 33, 1, 32, 64};
+    int bad = 0;
+    for (int rep = 0; rep < 20000 && !bad; rep++) {
+        int k = counts[rep % (int)(sizeof counts / sizeof *counts)];
+        memset(&p, 0, sizeof p);
+        pool_run(2, k, any_task, &p);
+        for (int c = 0; c <= k; c++)
+            bad |= p.runs[c] != (c < k);
+    }
+    CHECKF(!bad, "pool_run with changing chunk counts: a chunk ran other than once");
     memset(&p, 0, sizeof p);
     pool_run(2, 2, nesting_task, &p);
     CHECKF(p.nested, "a nested pool_run did not run each of its chunks once");
