@@ -73,35 +73,56 @@ json_t *bench_reps(const double *v, int n)
     return r;
 }
 
-int bench_sgemm(int n, int threads, int reps, double *v)
+/* The operands of an n³ sgemm, filled from a seeded stream; 0 without memory (none kept). */
+static int sgemm_operands(int n, float **A, float **Bm, float **C)
 {
     size_t nn = (size_t)n * n;
-    float *A = malloc(nn * sizeof *A), *Bm = malloc(nn * sizeof *Bm), *C = malloc(nn * sizeof *C);
-    if (!A || !Bm || !C) {
-        free(A), free(Bm), free(C);
-        return BP_ERR_NOMEM;
+    *A = malloc(nn * sizeof **A), *Bm = malloc(nn * sizeof **Bm), *C = malloc(nn * sizeof **C);
+    if (!*A || !*Bm || !*C) {
+        free(*A), free(*Bm), free(*C);
+        *A = *Bm = *C = NULL;
+        return 0;
     }
     bp_rng rng;
     bp_rng_seed(&rng, 7);
     for (size_t i = 0; i < nn; i++) {
-        A[i] = (float)(2.0 * bp_rng_uniform(&rng) - 1.0);
-        Bm[i] = (float)(2.0 * bp_rng_uniform(&rng) - 1.0);
+        (*A)[i] = (float)(2.0 * bp_rng_uniform(&rng) - 1.0);
+        (*Bm)[i] = (float)(2.0 * bp_rng_uniform(&rng) - 1.0);
     }
-    openblas_set_num_threads(threads);
-    for (int r = -1; r < reps; r++) {
-        double t0 = bp_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f,
-                    C, n); /* C = A·B */
-        double t = bp_now() - t0;
-        if (r >= 0)
-            v[r] = 2.0 * (double)nn * n / t * 1e-9;
-    }
-    free(A), free(Bm), free(C);
-    /* After a call on several threads OpenBLAS's workers keep polling for about 0.1 s before
-     * they sleep, taking the cores from what is timed next (the first step measurement at 2
-     * threads ran at half speed): wait that out. */
+    return 1;
+}
+
+/* GFLOP/s of one C = A·B on the threads OpenBLAS is set to. */
+static double sgemm_once(int n, const float *A, const float *Bm, float *C)
+{
+    double t0 = bp_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C,
+                n);
+    return 2.0 * (double)n * n * n / (bp_now() - t0) * 1e-9;
+}
+
+/* After a call on several threads OpenBLAS's workers keep polling for about 0.1 s before they
+ * sleep, taking the cores from what is timed next (the first step measurement at 2 threads
+ * ran at half speed): wait that out. */
+static void openblas_idle(void)
+{
     struct timespec idle = {0, 300 * 1000 * 1000};
     nanosleep(&idle, NULL);
+}
+
+int bench_sgemm(int n, int threads, int reps, double *v)
+{
+    float *A, *Bm, *C;
+    if (!sgemm_operands(n, &A, &Bm, &C))
+        return BP_ERR_NOMEM;
+    openblas_set_num_threads(threads);
+    for (int r = -1; r < reps; r++) {
+        double g = sgemm_once(n, A, Bm, C);
+        if (r >= 0)
+            v[r] = g;
+    }
+    free(A), free(Bm), free(C);
+    openblas_idle();
     return BP_OK;
 }
 
@@ -153,14 +174,9 @@ static void on_epoch(const bp_epoch_stats *s, void *user)
     if (log->n < log->cap)
         log->sec[log->n++] = s->seconds;
     if (log->paired && log->n >= 2) { /* not after the warm-up */
-        int n = log->sgemm_n;
         openblas_set_num_threads(log->threads);
-        double t0 = bp_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, log->A, n,
-                    log->Bm, n, 0.0f, log->C, n);
-        log->paired[log->n - 2] = 2.0 * (double)n * n * n / (bp_now() - t0) * 1e-9;
-        struct timespec idle = {0, 300 * 1000 * 1000}; /* as in bench_sgemm */
-        nanosleep(&idle, NULL);
+        log->paired[log->n - 2] = sgemm_once(log->sgemm_n, log->A, log->Bm, log->C);
+        openblas_idle();
     }
 }
 
@@ -180,16 +196,9 @@ int bench_epoch(const bench_model *bm, const bp_dataset *ds, long samples, bp_im
     if (!st)
         st = bp_model_init(m, BP_INIT_AUTO, seed, &err);
     epoch_log log = {sec, 0, reps + 1, NULL, NULL, NULL, NULL, sgemm_n, threads};
-    size_t nn = (size_t)sgemm_n * sgemm_n;
-    if (!st && paired) {
-        log.A = malloc(nn * sizeof *log.A), log.Bm = malloc(nn * sizeof *log.Bm);
-        log.C = malloc(nn * sizeof *log.C);
-        if (!log.A || !log.Bm || !log.C)
-            st = BP_ERR_NOMEM;
-        for (size_t i = 0; !st && i < nn; i++)
-            log.A[i] = log.Bm[i] = (float)(i % 17) * 0.0625f - 0.5f;
-        log.paired = paired;
-    }
+    if (!st && paired && !sgemm_operands(sgemm_n, &log.A, &log.Bm, &log.C))
+        st = BP_ERR_NOMEM;
+    log.paired = st ? NULL : paired;
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     cfg.epochs = reps + 1;

@@ -89,25 +89,16 @@ static void output_task(void *ctx, int t, int n)
         return;
     linear_forward(1, w->V + (size_t)lo * C, w->H[0] + (size_t)lo * H, m->W[1], m->b[1],
                    hi - lo, H, C);
-    for (int k = lo; k < hi; k++) { /* each sample's loss, summed in order by the caller */
-        int c;
-        softmax_xent_forward(w->Y + (size_t)k * C, w->V + (size_t)k * C, j->labels + k, 1, C,
-                             &w->rloss[k], &c);
-        w->rhit[k] = (unsigned char)c;
-    }
-    softmax_xent_backward_rows(w->D[0] + (size_t)lo * C, w->Y + (size_t)lo * C, j->labels + lo,
-                               hi - lo, C, 1.0f / (float)j->B);
+    loss_rows(w, j->labels, lo, hi, j->B, C);
 }
 
 void hidden_forward(bp_model *m, bp_work *w, const float *X, const uint8_t *labels, int B,
                     const batch_src *src, double *loss_sum, int *correct)
 {
     int n = hidden_threads(w);
-    /* One copy shared by the threads when the work was made for fewer threads, or when a
-     * copy is too big to stay in a core's cache anyway (Zen 4, 1 MB of L2, 2 threads, 3
-     * alternated runs: batch 2048 trained at 178–191 k samples/s with a 6 MB copy per thread,
-     * 186–210 k with one shared; batch 512 the same either way). */
-    if (src && (n > w->nxp || (size_t)B * m->sizes[0] > HIDDEN_PRIVATE_FLOATS)) {
+    /* One copy shared by the threads when the work has fewer copies than threads: made for
+     * fewer threads, or for batches too big to copy (HIDDEN_PRIVATE_FLOATS). */
+    if (src && n > w->nxp) {
         dataset_gather_threads(w->threads, src->ds, src->idx, src->first, B, src->X,
                                src->labels);
         X = src->X, src = NULL;
@@ -118,14 +109,7 @@ void hidden_forward(bp_model *m, bp_work *w, const float *X, const uint8_t *labe
     /* the output layer by rows: a share per thread, none under 16 rows */
     int r = B / 16 < n ? B / 16 : n;
     pool_run(w->threads, r < 1 ? 1 : r, output_task, &j);
-    double loss = 0.0;
-    int hits = 0;
-    for (int k = 0; k < B; k++)
-        loss += w->rloss[k], hits += w->rhit[k];
-    if (loss_sum)
-        *loss_sum = loss;
-    if (correct)
-        *correct = hits;
+    loss_sum_rows(w, B, loss_sum, correct);
 }
 
 static void backward_task(void *ctx, int t, int n)

@@ -190,33 +190,35 @@ void linear_input_grad(int threads, float *dX, const float *dV, const float *W, 
              &j);
 }
 
+/* The backward job of one layer; with fuse, where its W and b lie in the flat blocks. */
+static lin_job back_job(float *dX, float *dW, float *db, float *dV, const float *X,
+                        const float *W, int B, int I, int O, const opt_fuse *fuse)
+{
+    lin_job j = {.dX = dX, .dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W,
+                 .B = B, .I = I, .O = O, .parts = BACK_DW | BACK_DX, .fuse = fuse};
+    if (fuse)
+        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    return j;
+}
+
 void linear_weight_share(float *dW, float *db, float *dV, const float *X, const float *W,
                          int B, int I, int O, const opt_fuse *fuse, int t, int n)
 {
-    lin_job j = {.dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W, .B = B, .I = I, .O = O,
-                 .fuse = fuse};
-    if (fuse)
-        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    lin_job j = back_job(NULL, dW, db, dV, X, W, B, I, O, fuse);
     weight_part(&j, t, n);
 }
 
 void linear_weight_units(float *dW, float *db, float *dV, const float *X, const float *W,
                          int B, int I, int O, const opt_fuse *fuse, int lo, int hi)
 {
-    lin_job j = {.dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W, .B = B, .I = I, .O = O,
-                 .fuse = fuse};
-    if (fuse)
-        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    lin_job j = back_job(NULL, dW, db, dV, X, W, B, I, O, fuse);
     units_part(&j, lo, hi);
 }
 
 void linear_backward(int threads, float *dX, float *dW, float *db, float *dV,
                      const float *X, const float *W, int B, int I, int O, const opt_fuse *fuse)
 {
-    lin_job j = {.dX = dX, .dW = dW, .db = db, .dV = dV, .dVs = dV, .X = X, .W = W,
-                 .B = B, .I = I, .O = O, .parts = BACK_DW | BACK_DX, .fuse = fuse};
-    if (fuse)
-        j.wo = (size_t)(W - fuse->p), j.bo = (size_t)(db - fuse->g);
+    lin_job j = back_job(dX, dW, db, dV, X, W, B, I, O, fuse);
     int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
     if (n == 1 && O > KERNEL_MAX_O) {
         /* One share, OpenBLAS free to use the threads the caller allowed; dX first, from the

@@ -223,6 +223,30 @@ int bp_forward(const bp_model *m, bp_work *w, const float *X, const uint8_t *lab
     return BP_OK;
 }
 
+void loss_rows(bp_work *w, const uint8_t *labels, int lo, int hi, int B, int C)
+{
+    for (int k = lo; k < hi; k++) { /* each sample's loss, summed in order by loss_sum_rows */
+        int c;
+        softmax_xent_forward(w->Y + (size_t)k * C, w->V + (size_t)k * C, labels + k, 1, C,
+                             &w->rloss[k], &c);
+        w->rhit[k] = (unsigned char)c;
+    }
+    softmax_xent_backward_rows(w->D[0] + (size_t)lo * C, w->Y + (size_t)lo * C, labels + lo,
+                               hi - lo, C, 1.0f / (float)B);
+}
+
+void loss_sum_rows(const bp_work *w, int B, double *loss_sum, int *correct)
+{
+    double loss = 0.0;
+    int hits = 0;
+    for (int k = 0; k < B; k++)
+        loss += w->rloss[k], hits += w->rhit[k];
+    if (loss_sum)
+        *loss_sum = loss;
+    if (correct)
+        *correct = hits;
+}
+
 int rows_model(const bp_model *m)
 {
     for (int i = 0; i < m->nlist; i++)
@@ -285,15 +309,8 @@ static void rows_task(void *ctx, int t, int n)
         else if (out != in)
             memcpy(out, in, (size_t)r * ow * sizeof *out);
     }
-    for (int k = lo; k < hi; k++) { /* each sample's loss, summed in order by the caller */
-        int c;
-        softmax_xent_forward(w->Y + (size_t)k * C, w->V + (size_t)k * C, j->labels + k, 1, C,
-                             &w->rloss[k], &c);
-        w->rhit[k] = (unsigned char)c;
-    }
+    loss_rows(w, j->labels, lo, hi, j->B, C);
     float *g = w->D[0] + (size_t)lo * C;
-    softmax_xent_backward_rows(g, w->Y + (size_t)lo * C, j->labels + lo, r, C,
-                               1.0f / (float)j->B);
     for (int i = m->nlist - 1; i >= 0; i--) {
         const bp_layer *ly = &m->list[i];
         size_t iw = layer_in_size(ly), ow = layer_out_size(ly);
@@ -367,14 +384,7 @@ int grad_forward(bp_model *m, bp_work *w, bp_impl impl, const float *X,
     if (rows) {
         rows_job j = {.m = m, .w = w, .X = X, .labels = labels, .dX = dX, .B = B, .src = src};
         pool_run(w->threads, rows_shares(m, w, B), rows_task, &j);
-        double loss = 0.0;
-        int hits = 0;
-        for (int k = 0; k < B; k++)
-            loss += w->rloss[k], hits += w->rhit[k];
-        if (loss_sum)
-            *loss_sum = loss;
-        if (correct)
-            *correct = hits;
+        loss_sum_rows(w, B, loss_sum, correct);
         return BP_OK;
     }
     int C = m->sizes[m->nlayers];

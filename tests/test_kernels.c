@@ -230,6 +230,38 @@ static bp_dataset synth(uint32_t n, uint32_t dim, uint64_t seed)
     return ds;
 }
 
+/* Trains m (then freed) with cfg and returns a copy of its parameters, NULL on failure. */
+static float *train_copy(bp_model *m, const bp_dataset *ds, const bp_train_config *cfg,
+                         size_t *np, const char *what)
+{
+    bp_error err = {0};
+    float *out = NULL;
+    if (bp_train(m, ds, NULL, cfg, NULL, NULL, &err) == BP_OK) {
+        out = malloc(m->nparams * sizeof *out);
+        if (out)
+            memcpy(out, m->params, m->nparams * sizeof *out);
+        *np = m->nparams;
+    } else {
+        fprintf(stderr, "bp_train %s (%d threads): %s\n", what, cfg->threads, err.msg);
+    }
+    bp_model_free(m);
+    return out;
+}
+
+/* A model of the layers list[0..n) on ds's images, initialised with seed 3; NULL on failure. */
+static bp_model *layers_model(const bp_dataset *ds, const bp_layer *list, int n)
+{
+    bp_model *m = NULL;
+    bp_error err = {0};
+    if (bp_model_create_layers(&m, 1, (int)ds->rows, (int)ds->cols, list, n, &err) ||
+        bp_model_init(m, BP_INIT_TORCH, 3, &err)) {
+        fprintf(stderr, "CNN: %s\n", err.msg);
+        bp_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 static float *trained(const bp_dataset *ds, const int *sizes, int nl, int threads,
                       size_t *np)
 {
@@ -242,18 +274,7 @@ static float *trained(const bp_dataset *ds, const int *sizes, int nl, int thread
     cfg.batch = 128;
     cfg.threads = threads;
     cfg.opt.lr = 0.1f;
-    bp_error err = {0};
-    float *out = NULL;
-    if (bp_train(m, ds, NULL, &cfg, NULL, NULL, &err) == BP_OK) {
-        out = malloc(m->nparams * sizeof *out);
-        if (out)
-            memcpy(out, m->params, m->nparams * sizeof *out);
-        *np = m->nparams;
-    } else {
-        fprintf(stderr, "bp_train (%d threads): %s\n", threads, err.msg);
-    }
-    bp_model_free(m);
-    return out;
+    return train_copy(m, ds, &cfg, np, "MLP");
 }
 
 /* A small CNN (two convs, one with 'same' padding and one of stride 2, max pooling, dropout)
@@ -270,15 +291,9 @@ static float *trained_cnn(const bp_dataset *ds, int threads, int bsz, size_t *np
         {.kind = BP_LAYER_DROPOUT, .p = 0.25f},
         {.kind = BP_LAYER_FLATTEN},
         {.kind = BP_LAYER_LINEAR, .units = 10}};
-    bp_model *m = NULL;
-    bp_error err = {0};
-    if (bp_model_create_layers(&m, 1, (int)ds->rows, (int)ds->cols, list,
-                               (int)(sizeof list / sizeof *list), &err) ||
-        bp_model_init(m, BP_INIT_TORCH, 3, &err)) {
-        fprintf(stderr, "CNN: %s\n", err.msg);
-        bp_model_free(m);
+    bp_model *m = layers_model(ds, list, (int)(sizeof list / sizeof *list));
+    if (!m)
         return NULL;
-    }
     bp_train_config cfg;
     bp_train_config_default(&cfg);
     cfg.epochs = 2;
@@ -286,17 +301,7 @@ static float *trained_cnn(const bp_dataset *ds, int threads, int bsz, size_t *np
     cfg.threads = threads;
     cfg.opt.kind = BP_OPT_ADAM;
     cfg.opt.lr = 0.002f;
-    float *out = NULL;
-    if (bp_train(m, ds, NULL, &cfg, NULL, NULL, &err) == BP_OK) {
-        out = malloc(m->nparams * sizeof *out);
-        if (out)
-            memcpy(out, m->params, m->nparams * sizeof *out);
-        *np = m->nparams;
-    } else {
-        fprintf(stderr, "bp_train CNN (%d threads): %s\n", threads, err.msg);
-    }
-    bp_model_free(m);
-    return out;
+    return train_copy(m, ds, &cfg, np, "CNN");
 }
 
 static void same_params(float *p1, size_t n1, float *p2, size_t n2, const char *what)
@@ -334,15 +339,7 @@ static bp_model *cnn_model(const bp_dataset *ds)
         {.kind = BP_LAYER_LINEAR, .units = 24},
         {.kind = BP_LAYER_ACT, .act = BP_ACT_TANH},
         {.kind = BP_LAYER_LINEAR, .units = 10}};
-    bp_model *m = NULL;
-    bp_error err = {0};
-    if (bp_model_create_layers(&m, 1, (int)ds->rows, (int)ds->cols, list,
-                               (int)(sizeof list / sizeof *list), &err) ||
-        bp_model_init(m, BP_INIT_TORCH, 3, &err)) {
-        bp_model_free(m);
-        return NULL;
-    }
-    return m;
+    return layers_model(ds, list, (int)(sizeof list / sizeof *list));
 }
 
 static void fused_matches_unfused(const bp_dataset *ds, const int *sizes, int nl, bp_act act,
