@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SPLITS = 4, MAXT = 8 };
-static const char *const NAMES[SPLITS] = {"units", "rows", "openblas", "apart"};
+enum { SPLITS = 5, MAXT = 8 };
+static const char *const NAMES[SPLITS] = {"units", "rows", "openblas", "apart", "units-ob"};
 
 typedef struct {
     float *X[MAXT], *W[MAXT], *H[MAXT], *dZ[MAXT]; /* [0] shared; apart: one per thread */
@@ -37,11 +37,14 @@ static void task(void *ctx, int t, int n)
     if (j->split == 1) {
         int r0, r1;
         pool_range(B, 1, t, n, &r0, &r1);
-        gemm(1, 0, 1, r1 - r0, H, 784, 1.0f, j->X[0] + (size_t)r0 * 784, 784, j->W[0], 784, 1.0f,
-             j->H[0] + (size_t)r0 * H, H);
-    } else {
+        gemm_nt1(j->H[0] + (size_t)r0 * H, H, j->X[0] + (size_t)r0 * 784, 784, j->W[0], 784,
+                 r1 - r0, H, 784, NULL, 0);
+    } else if (j->split == 4) {
         gemm(1, 0, 1, B, hi - lo, 784, 1.0f, j->X[c], 784, j->W[c] + (size_t)lo * 784, 784, 1.0f,
              j->H[c] + lo, H);
+    } else {
+        gemm_nt1(j->H[c] + lo, H, j->X[c], 784, j->W[c] + (size_t)lo * 784, 784, B, hi - lo, 784,
+                 NULL, 0);
     }
 }
 
@@ -50,8 +53,12 @@ static void task_dw(void *ctx, int t, int n)
     const job *j = ctx;
     int B = j->B, H = j->Hn, lo, hi, c = j->split == 3 ? t : 0;
     pool_range(H, 16, t, n, &lo, &hi);
-    gemm(1, 1, 0, hi - lo, 784, B, 1.0f, j->dZ[c] + lo, H, j->X[c], 784, 1.0f,
-         j->W[c] + (size_t)lo * 784, 784);
+    if (j->split == 4)
+        gemm(1, 1, 0, hi - lo, 784, B, 1.0f, j->dZ[c] + lo, H, j->X[c], 784, 1.0f,
+             j->W[c] + (size_t)lo * 784, 784);
+    else
+        gemm_tn1(j->W[c] + (size_t)lo * 784, 784, j->dZ[c] + lo, H, j->X[c], 784, B, hi - lo,
+                 784, 1);
 }
 
 /* After a call on several threads OpenBLAS's workers keep polling for a while (about 0.1 s)

@@ -1,5 +1,6 @@
 /* The BLAS boundary: nothing else includes cblas.h, so another backend is one file away. */
 #include "internal.h"
+#include "kernels.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -39,6 +40,35 @@ void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alph
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C,
                 ldc);
+}
+
+/* The kernel set's GEMMs win only while an operand's rows fit the caches they were tiled for
+ * (kernels_gemm512.h): the batch of a training step, not a whole test set. */
+enum { OWN_MAX_ROWS = 2048 };
+
+void gemm_nt1(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int R, int U,
+              int K, const float *bias, int relu)
+{
+    const kernel_set *k = kernels();
+    if (k->gemm_nt && R <= OWN_MAX_ROWS) {
+        k->gemm_nt(C, ldc, A, lda, W, ldw, R, U, K, bias, relu);
+        return;
+    }
+    for (int r = 0; bias && r < R; r++) /* the bias as the product's C operand (beta = 1) */
+        memcpy(C + (size_t)r * ldc, bias, (size_t)U * sizeof *C);
+    gemm(1, 0, 1, R, U, K, 1.0f, A, lda, W, ldw, 1.0f, C, ldc);
+    for (int r = 0; relu && r < R; r++)
+        act_forward(C + (size_t)r * ldc, C + (size_t)r * ldc, (size_t)U, BP_ACT_RELU);
+}
+
+void gemm_tn1(float *D, int ldd, const float *G, int ldg, const float *X, int ldx, int B, int U,
+              int K, int add)
+{
+    const kernel_set *k = kernels();
+    if (k->gemm_tn && B <= OWN_MAX_ROWS)
+        k->gemm_tn(D, ldd, G, ldg, X, ldx, B, U, K, add);
+    else
+        gemm(1, 1, 0, U, K, B, 1.0f, G, ldg, X, ldx, add ? 1.0f : 0.0f, D, ldd);
 }
 
 void gemm_hold_single(void)

@@ -69,11 +69,11 @@ static void hidden_task(void *ctx, int t, int n)
     units_of(j, t, n, &u0, &u1);
     if (u1 <= u0)
         return;
-    for (int r = 0; r < B; r++) /* the bias as the product's C operand (beta = 1) */
-        memcpy(H1 + (size_t)r * H + u0, m->b[0] + u0, (size_t)(u1 - u0) * sizeof *H1);
-    gemm(1, 0, 1, B, u1 - u0, I, 1.0f, batch_of(j, t), I, m->W[0] + (size_t)u0 * I, I, 1.0f,
-         H1 + u0, H);
-    for (int r = 0; r < B; r++)
+    /* H1 = act(X·W1ᵀ + b1) for these units; ReLU as the product's results are stored */
+    int relu = m->list[1].act == BP_ACT_RELU;
+    gemm_nt1(H1 + u0, H, batch_of(j, t), I, m->W[0] + (size_t)u0 * I, I, B, u1 - u0, I,
+             m->b[0] + u0, relu);
+    for (int r = 0; !relu && r < B; r++)
         act_forward(H1 + (size_t)r * H + u0, H1 + (size_t)r * H + u0, (size_t)(u1 - u0),
                     m->list[1].act);
 }
@@ -137,7 +137,10 @@ static void backward_task(void *ctx, int t, int n)
         return;
     int u = u1 - u0;
     /* dZ1[:, u] = (dV·W2[:, u]) ⊙ act'(H1[:, u]), from W2 before its update below */
-    gemm(1, 0, 0, B, u, C, 1.0f, dV, C, m->W[1] + u0, H, 0.0f, dZ + u0, H);
+    if (C <= KERNEL_MAX_O)
+        kernels()->dx[C](dZ + u0, dV, m->W[1] + u0, B, u, H);
+    else
+        gemm(1, 0, 0, B, u, C, 1.0f, dV, C, m->W[1] + u0, H, 0.0f, dZ + u0, H);
     for (int r = 0; r < B; r++)
         act_backward(dZ + (size_t)r * H + u0, dZ + (size_t)r * H + u0, H1 + (size_t)r * H + u0,
                      (size_t)u, m->list[1].act);

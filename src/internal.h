@@ -27,6 +27,15 @@ int bp_fail_field(bp_error *err, const char *field, const char *fmt, ...)
 void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *Bm, int ldb, float beta, float *C, int ldc);
 
+/* gemm.c: the two products of a layer's step, on one thread, through the kernel set's own
+ * unpacked GEMMs where it has them (kernels.h), else OpenBLAS:
+ *   gemm_nt1  C[R, U] = (bias ? 1·biasᵀ : C) + A[R, K]·W[U, K]ᵀ, then ReLU if relu (a forward)
+ *   gemm_tn1  D[U, K] = (add ? D : 0) + G[B, U]ᵀ·X[B, K]   (a weight gradient, or W += it) */
+void gemm_nt1(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int R, int U,
+              int K, const float *bias, int relu);
+void gemm_tn1(float *D, int ldd, const float *G, int ldg, const float *X, int ldx, int B, int U,
+              int K, int add);
+
 /* gemm.c: put OpenBLAS at one thread before the pool's tasks call gemm(1, …); it stays so
  * until a gemm with more threads raises it again. */
 void gemm_hold_single(void);

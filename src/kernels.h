@@ -18,11 +18,19 @@ typedef struct {
     /* dW[O, c0..c1) = dV[B, O]ᵀ·X[B, c0..c1)   (overwrites those columns) */
     void (*dw[KERNEL_MAX_O + 1])(float *dW, const float *dV, const float *X, int B, int I, int c0,
                                  int c1);
-    /* dX[rows, I] = dV[rows, O]·W[O, I] */
-    void (*dx[KERNEL_MAX_O + 1])(float *dX, const float *dV, const float *W, int rows, int I);
+    /* dX[rows, I] = dV[rows, O]·W[O, I]   (rows of W and dX ld floats apart, ld ≥ I) */
+    void (*dx[KERNEL_MAX_O + 1])(float *dX, const float *dV, const float *W, int rows, int I,
+                                 int ld);
     /* X[r, :] = pixels[idx ? idx[r] : first + r, :] / 255 for r < rows; D = row length */
     void (*gather)(float *X, const uint8_t *pixels, size_t D, const uint32_t *idx,
                    uint32_t first, int rows);
+    /* Larger products without packing, where a set has them (NULL: use gemm):
+     *   gemm_nt  C[R, U] (ldc) = (bias ? 1·biasᵀ : C) + A[R, K]·W[U, K]ᵀ, then max(·, 0) if relu
+     *   gemm_tn  D[U, K] (ldd) = (add ? D : 0) + G[B, U]ᵀ·X[B, K]   (G's rows ldg apart) */
+    void (*gemm_nt)(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int R,
+                    int U, int K, const float *bias, int relu);
+    void (*gemm_tn)(float *D, int ldd, const float *G, int ldg, const float *X, int ldx, int B,
+                    int U, int K, int add);
 } kernel_set;
 
 /* The set in use: the best the CPU supports, unless bp_kernel_select chose another. */

@@ -3,4 +3,5 @@
 #define KVW 16
 #define KSUFFIX avx512
 #define KSTR "avx512"
+#include "kernels_gemm512.h"
 #include "kernels_body.h"

@@ -154,24 +154,26 @@ static inline float khsum(kvec v)
             }                                                                                     \
     }
 
-/* dx for a compile-time O: per row, the O gradients as scalars times the rows of W. */
+/* dx for a compile-time O: per row, the O gradients as scalars times the rows of W. The rows
+ * of W and dX lie ld floats apart (ld = I, or wider for a slice of columns). */
 #define KDX(NO)                                                                                   \
-    static void KCAT(KNAME(dx_), NO)(float *dX, const float *dV, const float *W, int rows, int I) \
+    static void KCAT(KNAME(dx_), NO)(float *dX, const float *dV, const float *W, int rows, int I, \
+                                     int ld)                                                      \
     {                                                                                             \
         int iv = I - I % KVW;                                                                     \
         for (int r = 0; r < rows; r++) {                                                          \
             const float *d = dV + (size_t)r * (NO);                                               \
-            float *out = dX + (size_t)r * I;                                                      \
+            float *out = dX + (size_t)r * ld;                                                     \
             for (int i = 0; i < iv; i += KVW) {                                                   \
                 kvec a = kload(W + i) * d[0];                                                     \
                 _Pragma("GCC unroll 16") for (int o = 1; o < (NO); o++) a +=                     \
-                    kload(W + (size_t)o * I + i) * d[o];                                          \
+                    kload(W + (size_t)o * ld + i) * d[o];                                         \
                 kstore(out + i, a);                                                               \
             }                                                                                     \
             for (int i = iv; i < I; i++) {                                                        \
                 float s = W[i] * d[0];                                                            \
                 for (int o = 1; o < (NO); o++)                                                    \
-                    s += W[(size_t)o * I + i] * d[o];                                             \
+                    s += W[(size_t)o * ld + i] * d[o];                                            \
                 out[i] = s;                                                                       \
             }                                                                                     \
         }                                                                                         \
@@ -225,4 +227,8 @@ const kernel_set KNAME(kernels_) = {
     .dw = KTABLE(dw_),
     .dx = KTABLE(dx_),
     .gather = KNAME(gather_),
+#if defined(KGEMM_NT)
+    .gemm_nt = KGEMM_NT,
+    .gemm_tn = KGEMM_TN,
+#endif
 };

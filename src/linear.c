@@ -151,11 +151,9 @@ static void units_part(const lin_job *j, int lo, int hi)
         for (int r = 0; r < B; r++)
             for (int o = lo; o < hi; o++)
                 j->dVs[(size_t)r * O + o] *= -f->lr;
-        gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 1.0f,
-             f->p + j->wo + (size_t)lo * I, I);
+        gemm_tn1(f->p + j->wo + (size_t)lo * I, I, j->dV + lo, O, j->X, I, B, hi - lo, I, 1);
     } else {
-        gemm(1, 1, 0, hi - lo, I, B, 1.0f, j->dV + lo, O, j->X, I, 0.0f,
-             j->dW + (size_t)lo * I, I);
+        gemm_tn1(j->dW + (size_t)lo * I, I, j->dV + lo, O, j->X, I, B, hi - lo, I, 0);
         if (f)
             opt_apply(f, j->wo + (size_t)lo * I, j->wo + (size_t)hi * I);
     }
@@ -176,7 +174,7 @@ static void backward_task(void *ctx, int t, int n)
     if (hi <= lo)
         return;
     if (O <= KERNEL_MAX_O)
-        k->dx[O](j->dX + (size_t)lo * I, j->dV + (size_t)lo * O, j->W, hi - lo, I);
+        k->dx[O](j->dX + (size_t)lo * I, j->dV + (size_t)lo * O, j->W, hi - lo, I, I);
     else
         gemm(1, 0, 0, hi - lo, I, O, 1.0f, j->dV + (size_t)lo * O, O, j->W, I, 0.0f,
              j->dX + (size_t)lo * I, I);

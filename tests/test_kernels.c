@@ -87,7 +87,9 @@ static void kernels_agree(const kernel_set *k)
                     }
                     near(dW[(size_t)o * I + c], s, mag, "dw", O, I);
                 }
-            k->dx[O](dX, dV, W, B, I);
+            /* dx in two ranges of columns, rows I floats apart, as hidden.c's slices are */
+            k->dx[O](dX, dV, W, B, c1, I);
+            k->dx[O](dX + c1, dV, W + c1, B, I - c1, I);
             for (int r = 0; r < B; r++)
                 for (int c = 0; c < I; c++) {
                     double s = 0, mag = 0;
@@ -99,6 +101,80 @@ static void kernels_agree(const kernel_set *k)
                 }
             free(X), free(W), free(b), free(dV), free(V), free(dW), free(dX);
         }
+}
+
+/* The set's unpacked GEMMs (kernels_gemm512.h) against double loops, on shapes with every edge:
+ * rows and units that are not whole tiles, K with a vector tail, operands and results with rows
+ * wider than their use. Each is also called in pieces, split by units and by rows as threads
+ * split them, and must give the same bits as one call; the padding must stay untouched. */
+static void unpacked_agree(const kernel_set *k)
+{
+    if (!k->gemm_nt || !k->gemm_tn) {
+        CHECK(!k->gemm_nt && !k->gemm_tn);
+        return;
+    }
+    static const int Rs[] = {1, 5, 13}, Us[] = {1, 6, 19, 40}, Ks[] = {1, 15, 16, 50, 784};
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 4; b++)
+            for (size_t c = 0; c < 5; c++) {
+                int R = Rs[a], U = Us[b], K = Ks[c], lda = K + 3, ldw = K + 5, ldc = U + 2;
+                int ldg = U + 4, ldd = K + 2, us = U / 3, rs = R / 2;
+                size_t nc = (size_t)R * ldc, nd = (size_t)U * ldd;
+                float *A = randv((size_t)R * lda, 5, 0, 1), *W = randv((size_t)U * ldw, 6, -1, 1);
+                float *bias = randv((size_t)U, 7, -1, 1), *C0 = randv(nc, 8, -1, 1);
+                float *G = randv((size_t)R * ldg, 9, -1, 1), *D0 = randv(nd, 10, -1, 1);
+                float *C = malloc(nc * 4), *C2 = malloc(nc * 4), *D = malloc(nd * 4);
+                float *D2 = malloc(nd * 4);
+                if (!CHECK(A && W && bias && C0 && G && D0 && C && C2 && D && D2))
+                    return;
+                for (int mode = 0; mode < 3; mode++) { /* onto C; onto the bias; and ReLU */
+                    const float *bs = mode ? bias : NULL;
+                    memcpy(C, C0, nc * 4), memcpy(C2, C0, nc * 4);
+                    k->gemm_nt(C, ldc, A, lda, W, ldw, R, U, K, bs, mode == 2);
+                    for (int r = 0; r < R; r++)
+                        for (int u = 0; u < ldc; u++) {
+                            double s = u >= U ? C0[(size_t)r * ldc + u]
+                                       : mode ? bias[u] : C0[(size_t)r * ldc + u];
+                            double mag = fabs(s);
+                            for (int i = 0; u < U && i < K; i++) {
+                                double p = (double)A[(size_t)r * lda + i] * W[(size_t)u * ldw + i];
+                                s += p, mag += fabs(p);
+                            }
+                            if (mode == 2 && u < U && s < 0)
+                                s = 0;
+                            near(C[(size_t)r * ldc + u], s, mag, u < U ? "gemm_nt" : "nt pad", U, K);
+                        }
+                    /* in four pieces: units [0, us) and [us, U) × rows [0, rs) and [rs, R) */
+                    for (int q = 0; q < 4; q++) {
+                        int u0 = q & 1 ? us : 0, u1 = q & 1 ? U : us;
+                        int r0 = q & 2 ? rs : 0, r1 = q & 2 ? R : rs;
+                        k->gemm_nt(C2 + (size_t)r0 * ldc + u0, ldc, A + (size_t)r0 * lda, lda,
+                                   W + (size_t)u0 * ldw, ldw, r1 - r0, u1 - u0, K,
+                                   bs ? bs + u0 : NULL, mode == 2);
+                    }
+                    CHECKF(!memcmp(C, C2, nc * 4), "%s gemm_nt R=%d U=%d K=%d mode %d: pieces "
+                           "differ from one call", k->name, R, U, K, mode);
+                }
+                for (int add = 0; add < 2; add++) {
+                    memcpy(D, D0, nd * 4), memcpy(D2, D0, nd * 4);
+                    k->gemm_tn(D, ldd, G, ldg, A, lda, R, U, K, add);
+                    for (int u = 0; u < U; u++)
+                        for (int i = 0; i < ldd; i++) {
+                            double s = add || i >= K ? D0[(size_t)u * ldd + i] : 0, mag = fabs(s);
+                            for (int r = 0; i < K && r < R; r++) {
+                                double p = (double)G[(size_t)r * ldg + u] * A[(size_t)r * lda + i];
+                                s += p, mag += fabs(p);
+                            }
+                            near(D[(size_t)u * ldd + i], s, mag, i < K ? "gemm_tn" : "tn pad", U, K);
+                        }
+                    k->gemm_tn(D2, ldd, G, ldg, A, lda, R, us, K, add);
+                    k->gemm_tn(D2 + (size_t)us * ldd, ldd, G + us, ldg, A, lda, R, U - us, K, add);
+                    CHECKF(!memcmp(D, D2, nd * 4), "%s gemm_tn R=%d U=%d K=%d add %d: pieces "
+                           "differ from one call", k->name, R, U, K, add);
+                }
+                free(A), free(W), free(bias), free(C0), free(G), free(D0), free(C), free(C2);
+                free(D), free(D2);
+            }
 }
 
 static void gather_agrees(const kernel_set *k)
@@ -421,6 +497,14 @@ int main(void)
         gather_agrees(kernels());
         printf("kernel set %-8s fwd/dw/dx for O = 1..16: worst error %.2f of its bound\n",
                SETS[s], worst);
+        worst = 0;
+        unpacked_agree(kernels());
+        if (kernels()->gemm_nt)
+            printf("kernel set %-8s gemm_nt/gemm_tn: worst error %.2f of its bound\n", SETS[s],
+                   worst);
+        else
+            printf("kernel set %-8s has no unpacked GEMMs (OpenBLAS does those products)\n",
+                   SETS[s]);
         tested++;
     }
     bp_error err = {0};
