@@ -136,12 +136,14 @@ static void backward_task(void *ctx, int t, int n)
     if (u1 <= u0)
         return;
     int u = u1 - u0;
-    /* dZ1[:, u] = (dV·W2[:, u]) ⊙ act'(H1[:, u]), from W2 before its update below */
+    /* dZ1[:, u] = (dV·W2[:, u]) ⊙ act'(H1[:, u]), from W2 before its update below; ReLU's
+     * act' as the small kernel stores */
+    int relu = m->list[1].act == BP_ACT_RELU, gated = relu && C <= KERNEL_MAX_O;
     if (C <= KERNEL_MAX_O)
-        kernels()->dx[C](dZ + u0, dV, m->W[1] + u0, B, u, H);
+        kernels()->dx[C](dZ + u0, dV, m->W[1] + u0, B, u, H, gated ? H1 + u0 : NULL);
     else
         gemm(1, 0, 0, B, u, C, 1.0f, dV, C, m->W[1] + u0, H, 0.0f, dZ + u0, H);
-    for (int r = 0; r < B; r++)
+    for (int r = 0; !gated && r < B; r++)
         act_backward(dZ + (size_t)r * H + u0, dZ + (size_t)r * H + u0, H1 + (size_t)r * H + u0,
                      (size_t)u, m->list[1].act);
     /* dW2[:, u] = dVᵀ·H1[:, u] */

@@ -18,9 +18,10 @@ typedef struct {
     /* dW[O, c0..c1) = dV[B, O]ᵀ·X[B, c0..c1)   (overwrites those columns) */
     void (*dw[KERNEL_MAX_O + 1])(float *dW, const float *dV, const float *X, int B, int I, int c0,
                                  int c1);
-    /* dX[rows, I] = dV[rows, O]·W[O, I]   (rows of W and dX ld floats apart, ld ≥ I) */
+    /* dX[rows, I] = dV[rows, O]·W[O, I]   (rows of W and dX ld floats apart, ld ≥ I), then
+     * where gate is given (rows ld apart), 0 wherever gate ≤ 0: ReLU's backward */
     void (*dx[KERNEL_MAX_O + 1])(float *dX, const float *dV, const float *W, int rows, int I,
-                                 int ld);
+                                 int ld, const float *gate);
     /* X[r, :] = pixels[idx ? idx[r] : first + r, :] / 255 for r < rows; D = row length */
     void (*gather)(float *X, const uint8_t *pixels, size_t D, const uint32_t *idx,
                    uint32_t first, int rows);

@@ -23,6 +23,7 @@
 #define KNAME(f) KCAT(f, KSUFFIX)
 
 typedef float kvec __attribute__((vector_size(KVW * 4)));
+typedef int kvi __attribute__((vector_size(KVW * 4)));
 typedef float kv4 __attribute__((vector_size(16)));
 typedef float kv8 __attribute__((vector_size(32)));
 
@@ -155,26 +156,30 @@ static inline float khsum(kvec v)
     }
 
 /* dx for a compile-time O: per row, the O gradients as scalars times the rows of W. The rows
- * of W and dX lie ld floats apart (ld = I, or wider for a slice of columns). */
+ * of W and dX lie ld floats apart (ld = I, or wider for a slice of columns). With gate (rows
+ * ld apart too), ReLU's backward at the store: dX = 0 where gate ≤ 0 (or NaN). */
 #define KDX(NO)                                                                                   \
     static void KCAT(KNAME(dx_), NO)(float *dX, const float *dV, const float *W, int rows, int I, \
-                                     int ld)                                                      \
+                                     int ld, const float *gate)                                   \
     {                                                                                             \
         int iv = I - I % KVW;                                                                     \
         for (int r = 0; r < rows; r++) {                                                          \
             const float *d = dV + (size_t)r * (NO);                                               \
             float *out = dX + (size_t)r * ld;                                                     \
+            const float *g = gate ? gate + (size_t)r * ld : NULL;                                 \
             for (int i = 0; i < iv; i += KVW) {                                                   \
                 kvec a = kload(W + i) * d[0];                                                     \
                 _Pragma("GCC unroll 16") for (int o = 1; o < (NO); o++) a +=                     \
                     kload(W + (size_t)o * ld + i) * d[o];                                         \
+                if (g)                                                                            \
+                    a = (kvec)((kvi)a & (kload(g + i) > 0.0f));                                   \
                 kstore(out + i, a);                                                               \
             }                                                                                     \
             for (int i = iv; i < I; i++) {                                                        \
                 float s = W[i] * d[0];                                                            \
                 for (int o = 1; o < (NO); o++)                                                    \
                     s += W[(size_t)o * ld + i] * d[o];                                            \
-                out[i] = s;                                                                       \
+                out[i] = g && !(g[i] > 0.0f) ? 0.0f : s;                                          \
             }                                                                                     \
         }                                                                                         \
     }

@@ -174,7 +174,7 @@ static void backward_task(void *ctx, int t, int n)
     if (hi <= lo)
         return;
     if (O <= KERNEL_MAX_O)
-        k->dx[O](j->dX + (size_t)lo * I, j->dV + (size_t)lo * O, j->W, hi - lo, I, I);
+        k->dx[O](j->dX + (size_t)lo * I, j->dV + (size_t)lo * O, j->W, hi - lo, I, I, NULL);
     else
         gemm(1, 0, 0, hi - lo, I, O, 1.0f, j->dV + (size_t)lo * O, O, j->W, I, 0.0f,
              j->dX + (size_t)lo * I, I);

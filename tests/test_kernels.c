@@ -87,9 +87,14 @@ static void kernels_agree(const kernel_set *k)
                     }
                     near(dW[(size_t)o * I + c], s, mag, "dw", O, I);
                 }
-            /* dx in two ranges of columns, rows I floats apart, as hidden.c's slices are */
-            k->dx[O](dX, dV, W, B, c1, I);
-            k->dx[O](dX + c1, dV, W + c1, B, I - c1, I);
+            /* dx in two ranges of columns, rows I floats apart, as hidden.c's slices are; the
+             * second gated as ReLU's backward (a gate ≤ 0, or NaN, gives exactly 0) */
+            float *gate = randv((size_t)B * I, 11, -1, 1);
+            if (!CHECK(gate))
+                return;
+            gate[0] = 0.0f, gate[(size_t)B * I - 1] = NAN, gate[(size_t)B * I / 2] = -0.0f;
+            k->dx[O](dX, dV, W, B, c1, I, NULL);
+            k->dx[O](dX + c1, dV, W + c1, B, I - c1, I, gate + c1);
             for (int r = 0; r < B; r++)
                 for (int c = 0; c < I; c++) {
                     double s = 0, mag = 0;
@@ -97,8 +102,14 @@ static void kernels_agree(const kernel_set *k)
                         s += (double)dV[r * O + o] * W[(size_t)o * I + c];
                         mag += fabs((double)dV[r * O + o] * W[(size_t)o * I + c]);
                     }
+                    if (c >= c1 && !(gate[(size_t)r * I + c] > 0.0f)) {
+                        CHECKF(dX[(size_t)r * I + c] == 0.0f, "dx O=%d I=%d: gated element "
+                               "%g, not 0", O, I, dX[(size_t)r * I + c]);
+                        continue;
+                    }
                     near(dX[(size_t)r * I + c], s, mag, "dx", O, I);
                 }
+            free(gate);
             free(X), free(W), free(b), free(dV), free(V), free(dW), free(dX);
         }
 }
