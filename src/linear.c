@@ -61,11 +61,8 @@ static void forward_rows(const lin_job *j, int r0, int r1)
         kernels()->fwd[O](V, X, j->W, j->b, rows, I);
         return;
     }
-    /* The bias enters as the GEMM's C operand (beta = 1): every row of V starts as bᵀ and the
-     * kernel adds X·Wᵀ in its single write pass, so no second pass over V is needed. */
-    for (int r = 0; r < rows; r++)
-        memcpy(V + (size_t)r * O, j->b, (size_t)O * sizeof *V);
-    gemm(1, 0, 1, rows, O, I, 1.0f, X, I, j->W, I, 1.0f, V, O);
+    /* The bias enters in the product's single write pass (gemm_nt1): no second pass over V. */
+    gemm_nt1(V, O, X, I, j->W, I, rows, O, I, j->b, 0);
 }
 
 static void forward_task(void *ctx, int t, int n)
@@ -81,8 +78,8 @@ void linear_forward(int threads, float *V, const float *X, const float *W, const
 {
     lin_job j = {.V = V, .X = X, .W = W, .b = b, .B = B, .I = I, .O = O};
     int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
-    if (n == 1 && O > KERNEL_MAX_O) {
-        /* One thread but a wide output: OpenBLAS may use the threads the caller allowed
+    if (n == 1 && O > KERNEL_MAX_O && threads > 1) {
+        /* One share but a wide output: OpenBLAS may use the threads the caller allowed
          * (the pool is idle). */
         for (int r = 0; r < B; r++)
             memcpy(V + (size_t)r * O, b, (size_t)O * sizeof *V);
