@@ -5,12 +5,14 @@
  *   forward  H1 = X·W1ᵀ      [B, 784]·[784, H]
  *   backward dW1 = dZ1ᵀ·X    [H, B]·[B, 784], added into W1 (alpha = beta = 1, as the fused
  *                                                  SGD step does it)
- * 4·784·H·B flops. The splits:
+ * 4·784·H·B flops. The splits, each share through gemm_nt1/gemm_tn1 (the kernel set's own
+ * unpacked GEMMs where it has them, as training runs them) unless said:
  *   units      each thread its hidden units in both products (hidden.c, what training uses)
  *   rows       the forward by rows of the batch, dW1 by units (the split before hidden.c)
  *   openblas   each product one OpenBLAS call on all the threads
  *   apart      the units split with every operand copied per thread: no line shared between
  *              the cores, as two single-threaded processes would run
+ *   units-ob   the units split with OpenBLAS single-threaded on each share
  * Nothing else of the step (gather, activations, output layer, update, loss) is included: the
  * gap between these rates and bp_bench's epoch rate is what the rest costs. */
 #include "internal.h"
