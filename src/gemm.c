@@ -42,15 +42,18 @@ void gemm(int threads, int trans_a, int trans_b, int M, int N, int K, float alph
                 ldc);
 }
 
-/* The kernel set's GEMMs win only while an operand's rows fit the caches they were tiled for
- * (kernels_gemm512.h): the batch of a training step, not a whole test set. */
-enum { OWN_MAX_ROWS = 2048 };
+/* gemm_tn1's own kernel keeps a block of the batch's columns in L1 across the units
+ * (kernels_gemm512.h): beyond this batch OpenBLAS's blocking wins. The batch is gemm_tn1's sum
+ * dimension, the same for every split of the units, so the choice never depends on the
+ * thread count. gemm_nt1 has no such limit: its kernel gives the same bits for any split of
+ * the rows, so a forward pass (and an evaluation) gives the same numbers at any batch size. */
+enum { OWN_TN_MAX_ROWS = 2048 };
 
 void gemm_nt1(float *C, int ldc, const float *A, int lda, const float *W, int ldw, int R, int U,
               int K, const float *bias, int relu)
 {
     const kernel_set *k = kernels();
-    if (k->gemm_nt && R <= OWN_MAX_ROWS) {
+    if (k->gemm_nt) {
         k->gemm_nt(C, ldc, A, lda, W, ldw, R, U, K, bias, relu);
         return;
     }
@@ -65,7 +68,7 @@ void gemm_tn1(float *D, int ldd, const float *G, int ldg, const float *X, int ld
               int K, int add)
 {
     const kernel_set *k = kernels();
-    if (k->gemm_tn && B <= OWN_MAX_ROWS)
+    if (k->gemm_tn && B <= OWN_TN_MAX_ROWS)
         k->gemm_tn(D, ldd, G, ldg, X, ldx, B, U, K, add);
     else
         gemm(1, 1, 0, U, K, B, 1.0f, G, ldg, X, ldx, add ? 1.0f : 0.0f, D, ldd);

@@ -3,9 +3,9 @@
  *
  * Split by rows of the batch (step.c's rows path), every core reads all of W1 (H×I, 800 kB
  * for 784-256) in the forward pass, half of it just rewritten by the other core's update.
- * Measured on a 2-core Zen 4 guest (bp_limit), the step's two large products alone then run
- * at 90 % of the 2-thread sgemm peak, against 100 % when each core keeps its units (with the
- * AVX-512 set's own GEMMs; with OpenBLAS on each share 84 % and 89 %, bench/README.md).
+ * Measured on a 2-core Zen 4 guest (bp_limit, AVX-512 set's own GEMMs), the step's two large
+ * products alone then run at 90 % of the 2-thread sgemm peak, against 100 % when each core
+ * keeps its units (96 % with OpenBLAS on each core's units; bench/README.md).
  * Here thread t owns hidden units [u0, u1) in runs 1 and 3:
  *   1 (units) H1[:, u] = act(X·W1[u]ᵀ + b1[u])       the whole batch X, its own rows of W1
  *             (gemm_nt1: bias and ReLU in the product's store)

@@ -1,8 +1,9 @@
 /* Two GEMMs of AVX-512 intrinsics for the step of a one-hidden-layer MLP, where OpenBLAS's
  * packing costs more than it saves: on a 2-core Zen 4 guest (OpenBLAS 0.3.21, Cooperlake
- * kernels), 784-256 at batch 128, both cores at once, these ran at 195–215 GFLOP/s where
- * OpenBLAS's own single-threaded sgemm on the same shares ran at 165–185 (bench/README.md).
- * Neither packs: the operands are read where they lie, each core's share stays in its L2.
+ * kernels), the 784-256 step's two products at batch 128 split by hidden units ran at 203
+ * GFLOP/s on both cores with these and at 193 with OpenBLAS single-threaded on the same
+ * shares (bp_limit; best 2048³ sgemm of the run 202; bench/README.md). Neither packs: the
+ * operands are read where they lie, and each core's share stays in its L2.
  *
  *   nt:  C[r, u] = c + Σ_k A[r, k]·W[u, k], c = bias[u] or C[r, u]   (the forward X·W1ᵀ + b1),
  *        then max(·, 0) when relu is set
@@ -10,8 +11,8 @@
  *        wide; 8 loads feed 16 FMAs; the 16 are reduced together (red16) at the tile's end.
  *   tn:  D[u, k] = (add ? D[u, k] : 0) + Σ_i G[i, u]·X[i, k]   (D = Gᵀ·X, the weight gradient)
  *        tiles of 8 units × 3 vectors of k: 24 accumulators; per row of the batch 3 loads of
- *        X and 8 broadcasts of G feed 24 FMAs; the tile's 48 columns of X stay in L1 across
- *        the units.
+ *        X and 8 broadcasts of G feed 24 FMAs; the tile's 48 columns of X (24 kB at batch
+ *        128) stay in L1 across the units.
  * Every output element is computed in one fixed order whatever tile, share or edge it falls
  * in (edge tiles repeat a valid row or unit and store only theirs), so a split by rows or by
  * units leaves the results unchanged: a thread count never changes the numbers. */
@@ -42,10 +43,11 @@ static inline int kmin(int a, int b) { return a < b ? a : b; }
 static void gemm_nt_avx512(float *C, int ldc, const float *A, int lda, const float *W, int ldw,
                            int R, int U, int K, const float *bias, int relu)
 {
-    if (R <= 0 || U <= 0 || K <= 0)
+    if (R <= 0 || U <= 0)
         return;
-    /* units in blocks of about 256 kB of W, so a block stays in L2 while every row passes */
-    int ub = (65536 / K) & ~3;
+    /* units in blocks of about 256 kB of W, so a block stays in L2 while every row passes
+     * (K = 0: no loads; each output is its bias, or stays, then ReLU) */
+    int ub = K > 0 ? (65536 / K) & ~3 : U;
     ub = ub < 4 ? 4 : ub;
     __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);
     int kv = K - K % 16;
@@ -129,7 +131,7 @@ tn_tile(float *D, int ldd, const float *G, int ldg, const float *X, int ldx, int
 static void gemm_tn_avx512(float *D, int ldd, const float *G, int ldg, const float *X, int ldx,
                            int B, int U, int K, int add)
 {
-    if (U <= 0 || K <= 0)
+    if (U <= 0 || K <= 0 || (B <= 0 && add)) /* an empty sum leaves D as it is */
         return;
     int k = 0;
     for (; k + 48 <= K; k += 48) /* whole blocks of three vectors */

@@ -78,9 +78,10 @@ void linear_forward(int threads, float *V, const float *X, const float *W, const
 {
     lin_job j = {.V = V, .X = X, .W = W, .b = b, .B = B, .I = I, .O = O};
     int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
-    if (n == 1 && O > KERNEL_MAX_O && threads > 1) {
-        /* One share but a wide output: OpenBLAS may use the threads the caller allowed
-         * (the pool is idle). */
+    if (n == 1 && O > KERNEL_MAX_O && !kernels()->gemm_nt) {
+        /* One share but a wide output: OpenBLAS may use the threads the caller allowed (the
+         * pool is idle). With the set's own GEMM the share runs that on the caller instead, as
+         * every share does: a thread count never changes which code computes a row. */
         for (int r = 0; r < B; r++)
             memcpy(V + (size_t)r * O, b, (size_t)O * sizeof *V);
         gemm(threads, 0, 1, B, O, I, 1.0f, X, I, W, I, 1.0f, V, O);
