@@ -296,9 +296,11 @@ BP_API int bp_grad_agree(bp_model *m, bp_work *w, bp_impl impl, bp_impl ref, con
                          const uint8_t *labels, int B, bp_agreement *out, bp_error *err);
 
 /* ---- evaluation ---- */
-#define BP_EVAL_BATCH 1000 /* the default evaluation batch: any size gives the same
-                            * probabilities and accuracy, and the mean loss to double rounding
-                            * (it is summed batch by batch) */
+#define BP_EVAL_BATCH 1000 /* the default evaluation batch. Any size gives the same results
+                            * to float rounding; with the AVX-512 kernel set the same
+                            * probabilities bit for bit (OpenBLAS rounds differently for other
+                            * matrix sizes) and the mean loss to double rounding (summed batch
+                            * by batch) */
 
 typedef struct {
     uint32_t n;        /* samples evaluated */

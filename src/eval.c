@@ -1,6 +1,7 @@
 /* Evaluation of a model on a whole data set: mean loss, accuracy and the confusion matrix, in
- * batches of its own size with scratch of its own, so it depends on no training batch. The
- * batch size changes nothing but speed: every sample's forward pass is independent. */
+ * batches of its own size with scratch of its own, so it depends on no training batch. Every
+ * sample's forward pass is independent: the batch size changes the numbers at most by float
+ * rounding (BP_EVAL_BATCH), and its speed. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -23,7 +24,7 @@ int bp_evaluate(const bp_model *m, const bp_dataset *ds, int batch, int threads,
                        BP_MAX_BATCH);
     if (batch == 0)
         batch = BP_EVAL_BATCH;
-    /* Every sample's forward pass is independent, so a smaller batch gives the same numbers:
+    /* Every sample's forward pass is independent, so a smaller batch gives the same results:
      * a conv net's activations at 1000 samples would take hundreds of MB, so the work is held
      * to about 64 MB of activations. */
     size_t per = 0, widest = 0;
