@@ -25,6 +25,10 @@ typedef struct {
     /* X[r, :] = pixels[idx ? idx[r] : first + r, :] / 255 for r < rows; D = row length */
     void (*gather)(float *X, const uint8_t *pixels, size_t D, const uint32_t *idx,
                    uint32_t first, int rows);
+    /* Adam's update of p[0..n) (optim.c has the formula): the same loop compiled for the set's
+     * vectors, which the baseline build could only run four floats wide */
+    void (*adam)(float *p, const float *g, float *m, float *s, size_t n, float b1, float b2,
+                 float c1, float c2, float lr, float eps, float wd);
     /* Larger products without packing, where a set has them (NULL: use gemm):
      *   gemm_nt  C[R, U] (ldc) = (bias ? 1·biasᵀ : C) + A[R, K]·W[U, K]ᵀ, then max(·, 0) if relu
      *   gemm_tn  D[U, K] (ldd) = (add ? D : 0) + G[B, U]ᵀ·X[B, K]   (G's rows ldg apart) */

@@ -7,6 +7,7 @@
  *              p ← p − η( m/(1−β1ᵗ) / (√(s/(1−β2ᵗ)) + ε) + λp )   (decay decoupled from g)
  * Weight decay applies to every parameter, biases included. */
 #include "internal.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -181,16 +182,11 @@ void opt_apply(const opt_fuse *f, size_t i0, size_t i1)
             p[i] -= lr * (gi + mu * o->m[i]);
         }
         break;
-    case BP_OPT_ADAM: {
-        const float b1 = c->beta1, b2 = c->beta2, c1 = f->c1, c2 = f->c2;
-        for (size_t i = i0; i < i1; i++) {
-            o->m[i] = b1 * o->m[i] + (1.0f - b1) * g[i];
-            o->s[i] = b2 * o->s[i] + (1.0f - b2) * g[i] * g[i];
-            float mhat = o->m[i] * c1, shat = o->s[i] * c2;
-            p[i] -= lr * (mhat / (sqrtf(shat) + c->eps) + wd * p[i]);
-        }
+    case BP_OPT_ADAM: /* m = β1·m + (1−β1)g, s = β2·s + (1−β2)g², p −= η(c1·m / (√(c2·s) + ε) + λp) */
+        if (i1 > i0)
+            kernels()->adam(p + i0, g + i0, o->m + i0, o->s + i0, i1 - i0, c->beta1, c->beta2,
+                            f->c1, f->c2, lr, c->eps, wd);
         break;
-    }
     }
 }
 

@@ -117,6 +117,14 @@ static void kernels_agree(const kernel_set *k)
         }
 }
 
+static float *copy_of(const float *v, size_t n)
+{
+    float *c = malloc(n * sizeof *c);
+    if (c)
+        memcpy(c, v, n * sizeof *c);
+    return c;
+}
+
 /* The set's unpacked GEMMs (kernels_gemm512.h) against double loops, on shapes with every edge:
  * rows and units that are not whole tiles, K with a vector tail, operands with rows exactly K
  * wide (the masked loads of the tail end at the allocation's end) or wider. Each is also called in pieces, split by units and by rows as threads
@@ -191,6 +199,42 @@ static void unpacked_agree(const kernel_set *k)
                 free(A), free(W), free(bias), free(C0), free(G), free(D0), free(C), free(C2);
                 free(D), free(D2);
             }
+}
+
+/* The set's Adam update against the formula in double, for lengths with and without a vector
+ * tail; on a slice it must touch nothing outside it. */
+static void adam_agrees(const kernel_set *k)
+{
+    static const size_t ns[] = {1, 7, 33, 1000};
+    const float b1 = 0.9f, b2 = 0.999f, c1 = 3.1f, c2 = 17.0f, lr = 0.01f, eps = 1e-8f;
+    for (size_t q = 0; q < 4; q++)
+        for (int d = 0; d < 2; d++) { /* without and with decoupled weight decay */
+            size_t n = ns[q], pad = 4;
+            float wd = d ? 0.05f : 0.0f;
+            float *p = randv(n + pad, 21, -1, 1), *g = randv(n + pad, 22, -1, 1);
+            float *m = randv(n + pad, 23, -0.1, 0.1), *v = randv(n + pad, 24, 0, 0.01);
+            float *p0 = p ? copy_of(p, n + pad) : NULL, *m0 = m ? copy_of(m, n + pad) : NULL;
+            float *v0 = v ? copy_of(v, n + pad) : NULL;
+            if (!CHECK(p && g && m && v && p0 && m0 && v0))
+                return;
+            k->adam(p + 2, g + 2, m + 2, v + 2, n, b1, b2, c1, c2, lr, eps, wd);
+            int outside = 0;
+            for (size_t i = 0; i < n + pad; i++) {
+                if (i < 2 || i >= n + 2) {
+                    outside += p[i] != p0[i] || m[i] != m0[i] || v[i] != v0[i];
+                    continue;
+                }
+                double gi = g[i], mi = b1 * (double)m0[i] + (1.0 - b1) * gi;
+                double si = b2 * (double)v0[i] + (1.0 - b2) * gi * gi;
+                double step = lr * (mi * c1 / (sqrt(si * c2) + eps) + wd * (double)p0[i]);
+                near(m[i], mi, fabs(mi) + fabs(gi), "adam m", 0, (int)n);
+                near(v[i], si, si, "adam s", 0, (int)n);
+                near(p[i], p0[i] - step, fabs(p0[i]) + fabs(step) * 10, "adam p", 0, (int)n);
+            }
+            CHECKF(outside == 0, "%s adam n=%zu: %d values outside the slice changed", k->name,
+                   n, outside);
+            free(p), free(g), free(m), free(v), free(p0), free(m0), free(v0);
+        }
 }
 
 static void gather_agrees(const kernel_set *k)
@@ -559,6 +603,9 @@ int main(void)
         gather_agrees(kernels());
         printf("kernel set %-8s fwd/dw/dx for O = 1..16: worst error %.2f of its bound\n",
                SETS[s], worst);
+        worst = 0;
+        adam_agrees(kernels());
+        printf("kernel set %-8s adam: worst error %.2f of its bound\n", SETS[s], worst);
         worst = 0;
         unpacked_agree(kernels());
         if (kernels()->gemm_nt)
