@@ -511,6 +511,31 @@ static void same_for_every_thread_count(const bp_dataset *ds, const int *sizes, 
  * weight gradient, and under plain SGD through the product itself). The same batches through
  * bp_grad and bp_opt_step, one after the other, must give the same parameters within float
  * rounding: max |Δparam| ≤ 1e-5 after an epoch (a missed update or a wrong rate is ≥ 1e-3). */
+/* Trained under each kernel set (2 threads) against the generic set (1 thread): within 1e-4. */
+static void sets_train_alike(const bp_dataset *ds, const int *sizes, int nl, const char *what)
+{
+    size_t n0 = 0;
+    bp_kernel_select("generic", NULL);
+    float *ref = trained(ds, sizes, nl, 1, &n0);
+    CHECKF(ref != NULL, "%s: training under the generic set failed", what);
+    for (size_t s = 1; ref && s < sizeof SETS / sizeof *SETS; s++) {
+        if (bp_kernel_select(SETS[s], NULL) != BP_OK)
+            continue;
+        size_t n = 0;
+        float *p = trained(ds, sizes, nl, 2, &n);
+        double d = 0;
+        for (size_t i = 0; p && i < n; i++)
+            d = fmax(d, fabs((double)p[i] - ref[i]));
+        printf("  %s, %s vs generic after 2 epochs: max |Δparam| %.2e (tol 1e-4)\n", what,
+               SETS[s], d);
+        CHECKF(p && n == n0 && d <= 1e-4, "%s %s vs generic: max |dparam| %.3e", what, SETS[s],
+               d);
+        free(p);
+    }
+    free(ref);
+    bp_kernel_select("auto", NULL);
+}
+
 static bp_model *cnn_model(const bp_dataset *ds)
 {
     bp_layer list[] = {
@@ -639,42 +664,11 @@ int main(void)
                 same_for_every_thread_count(&wide, mlp, 2, what);
         }
         bp_kernel_select("auto", NULL);
-        /* every kernel set trains the thin model to the same parameters within rounding */
-        size_t n0 = 0;
-        bp_kernel_select("generic", NULL);
-        float *ref = trained(&thin, lin, 1, 1, &n0);
-        for (size_t s = 1; ref && s < sizeof SETS / sizeof *SETS; s++) {
-            if (bp_kernel_select(SETS[s], NULL) != BP_OK)
-                continue;
-            size_t n = 0;
-            float *p = trained(&thin, lin, 1, 2, &n);
-            double d = 0;
-            for (size_t i = 0; p && i < n; i++)
-                d = fmax(d, fabs((double)p[i] - ref[i]));
-            printf("  784→10, %s vs generic after 2 epochs: max |Δparam| %.2e (tol 1e-4)\n",
-                   SETS[s], d);
-            CHECKF(p && n == n0 && d <= 1e-4, "%s vs generic: max |dparam| %.3e", SETS[s], d);
-            free(p);
-        }
-        free(ref);
-        /* the same for the 300-64-10 MLP, whose wide products are OpenBLAS's in the sets
-         * without unpacked GEMMs and the set's own in the others */
-        bp_kernel_select("generic", NULL);
-        ref = trained(&wide, mlp, 2, 1, &n0);
-        for (size_t s = 1; ref && s < sizeof SETS / sizeof *SETS; s++) {
-            if (bp_kernel_select(SETS[s], NULL) != BP_OK)
-                continue;
-            size_t n = 0;
-            float *p = trained(&wide, mlp, 2, 2, &n);
-            double d = 0;
-            for (size_t i = 0; p && i < n; i++)
-                d = fmax(d, fabs((double)p[i] - ref[i]));
-            printf("  300-64-10, %s vs generic after 2 epochs: max |Δparam| %.2e (tol 1e-4)\n",
-                   SETS[s], d);
-            CHECKF(p && n == n0 && d <= 1e-4, "MLP %s vs generic: max |dparam| %.3e", SETS[s], d);
-            free(p);
-        }
-        free(ref);
+        /* every kernel set trains to the parameters of the generic one within rounding: the
+         * thin model (small kernels) and the MLP, whose wide products are OpenBLAS's in the
+         * sets without unpacked GEMMs and the set's own in the others */
+        sets_train_alike(&thin, lin, 1, "784→10");
+        sets_train_alike(&wide, mlp, 2, "300-64-10");
         bp_kernel_select("auto", NULL);
         for (size_t s = 0; s < sizeof SETS / sizeof *SETS; s++)
             if (bp_kernel_select(SETS[s], NULL) == BP_OK)
