@@ -20,9 +20,6 @@
 #include "internal.h"
 #include "kernels.h"
 
-#include <string.h>
-
-
 int hidden_model(const bp_model *m)
 {
     return m->nlist == 3 && m->list[0].kind == BP_LAYER_LINEAR &&
@@ -120,43 +117,23 @@ static void backward_task(void *ctx, int t, int n)
     bp_work *w = j->w;
     const opt_fuse *f = j->fuse;
     int I = m->sizes[0], H = m->sizes[1], C = m->sizes[2], B = j->B, u0, u1;
-    const float *H1 = w->H[0], *dV = w->D[0];
-    float *dZ = w->GX[2];
-    if (t == 0) { /* db2 = dVᵀ·1, in row order */
-        for (int o = 0; o < C; o++)
-            m->db[1][o] = dV[o];
-        for (int r = 1; r < B; r++)
-            for (int o = 0; o < C; o++)
-                m->db[1][o] += dV[(size_t)r * C + o];
-        if (f) {
-            size_t bo = (size_t)(m->db[1] - m->grads);
-            opt_apply(f, bo, bo + C);
-        }
-    }
+    float *H1 = w->H[0], *dV = w->D[0], *dZ = w->GX[2];
     units_of(j, t, n, &u0, &u1);
-    if (u1 <= u0)
-        return;
     int u = u1 - u0;
-    /* dZ1[:, u] = (dV·W2[:, u]) ⊙ act'(H1[:, u]), from W2 before its update below; ReLU's
-     * act' as the small kernel stores */
-    int relu = m->list[1].act == BP_ACT_RELU, gated = relu && C <= KERNEL_MAX_O;
-    if (C <= KERNEL_MAX_O)
-        kernels()->dx[C](dZ + u0, dV, m->W[1] + u0, B, u, H, gated ? H1 + u0 : NULL);
-    else
-        gemm(1, 0, 0, B, u, C, 1.0f, dV, C, m->W[1] + u0, H, 0.0f, dZ + u0, H);
-    for (int r = 0; !gated && r < B; r++)
-        act_backward(dZ + (size_t)r * H + u0, dZ + (size_t)r * H + u0, H1 + (size_t)r * H + u0,
-                     (size_t)u, m->list[1].act);
-    /* dW2[:, u] = dVᵀ·H1[:, u] */
-    if (C <= KERNEL_MAX_O)
-        kernels()->dw[C](m->dW[1], dV, H1, B, H, u0, u1);
-    else
-        gemm(1, 1, 0, C, u, B, 1.0f, dV, C, H1 + u0, H, 0.0f, m->dW[1] + u0, H);
-    if (f) {
-        size_t wo = (size_t)(m->W[1] - m->params);
-        for (int o = 0; o < C; o++)
-            opt_apply(f, wo + (size_t)o * H + u0, wo + (size_t)o * H + u1);
+    if (u > 0) {
+        /* dZ1[:, u] = (dV·W2[:, u]) ⊙ act'(H1[:, u]), from W2 before its update below;
+         * ReLU's act' as the small kernel stores */
+        int gated = m->list[1].act == BP_ACT_RELU && C <= KERNEL_MAX_O;
+        if (C <= KERNEL_MAX_O)
+            kernels()->dx[C](dZ + u0, dV, m->W[1] + u0, B, u, H, gated ? H1 + u0 : NULL);
+        else
+            gemm(1, 0, 0, B, u, C, 1.0f, dV, C, m->W[1] + u0, H, 0.0f, dZ + u0, H);
+        for (int r = 0; !gated && r < B; r++)
+            act_backward(dZ + (size_t)r * H + u0, dZ + (size_t)r * H + u0,
+                         H1 + (size_t)r * H + u0, (size_t)u, m->list[1].act);
     }
+    /* dW2[:, u] = dVᵀ·H1[:, u] and db2 (on thread 0), then, fused, their update */
+    linear_weight_cols(m->dW[1], m->db[1], dV, H1, m->W[1], B, H, C, f, u0, u1, t == 0);
     /* dW1[u] = dZ1[:, u]ᵀ·X, db1[u] */
     linear_weight_units(m->dW[0], m->db[0], dZ, batch_of(j, t), m->W[0], B, I, H, f, u0, u1);
 }

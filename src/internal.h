@@ -82,6 +82,10 @@ void linear_weight_share(float *dW, float *db, float *dV, const float *X, const 
  * (and of the fused update), on the calling thread. */
 void linear_weight_units(float *dW, float *db, float *dV, const float *X, const float *W,
                          int B, int I, int O, const opt_fuse *fuse, int lo, int hi);
+/* Input columns [lo, hi) of the weight gradient for every output unit (and of the fused
+ * update); with bias, db and its update too. On the calling thread. */
+void linear_weight_cols(float *dW, float *db, float *dV, const float *X, const float *W, int B,
+                        int I, int O, const opt_fuse *fuse, int lo, int hi, int bias);
 /* fuse: NULL, or the step in progress (optim.c): W and b are then also updated, after dX has
  * been computed from the old W. With plain SGD (opt_fuse_sgd) and more than KERNEL_MAX_O
  * outputs dW is not written, and dV is left scaled by −η. */

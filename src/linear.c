@@ -105,27 +105,37 @@ static void bias_grad(const lin_job *j, int o0, int o1)
 
 static void units_part(const lin_job *j, int lo, int hi);
 
+/* Input columns [lo, hi) of dW = dVᵀ·X for every output unit, then, fused, their update; with
+ * bias, also db (all of it) and its update. */
+static void cols_part(const lin_job *j, int lo, int hi, int bias)
+{
+    const opt_fuse *f = j->fuse;
+    int B = j->B, I = j->I, O = j->O;
+    if (hi > lo) {
+        if (O <= KERNEL_MAX_O)
+            kernels()->dw[O](j->dW, j->dV, j->X, B, I, lo, hi);
+        else
+            gemm(1, 1, 0, O, hi - lo, B, 1.0f, j->dV, O, j->X + lo, I, 0.0f, j->dW + lo, I);
+        for (int o = 0; f && o < O; o++)
+            opt_apply(f, j->wo + (size_t)o * I + lo, j->wo + (size_t)o * I + hi);
+    }
+    if (bias) {
+        bias_grad(j, 0, O);
+        if (f)
+            opt_apply(f, j->bo, j->bo + O);
+    }
+}
+
 /* Chunk t of n's part of dW and db, then, fused, of the update of W and b. */
 static void weight_part(const lin_job *j, int t, int n)
 {
-    const opt_fuse *f = j->fuse;
-    int B = j->B, I = j->I, O = j->O, lo, hi;
-    const kernel_set *k = kernels();
-    if (O <= KERNEL_MAX_O) {
+    int lo, hi;
+    if (j->O <= KERNEL_MAX_O) {
         /* dW by columns, in whole pairs of vectors where the split allows */
-        pool_range(I, 2 * k->vector_floats, t, n, &lo, &hi);
-        if (hi > lo) {
-            k->dw[O](j->dW, j->dV, j->X, B, I, lo, hi);
-            for (int o = 0; f && o < O; o++)
-                opt_apply(f, j->wo + (size_t)o * I + lo, j->wo + (size_t)o * I + hi);
-        }
-        if (t == 0) {
-            bias_grad(j, 0, O);
-            if (f)
-                opt_apply(f, j->bo, j->bo + O);
-        }
+        pool_range(j->I, 2 * kernels()->vector_floats, t, n, &lo, &hi);
+        cols_part(j, lo, hi, t == 0);
     } else {
-        pool_range(O, 1, t, n, &lo, &hi);
+        pool_range(j->O, 1, t, n, &lo, &hi);
         units_part(j, lo, hi);
     }
 }
@@ -211,22 +221,25 @@ void linear_weight_units(float *dW, float *db, float *dV, const float *X, const 
     units_part(&j, lo, hi);
 }
 
+void linear_weight_cols(float *dW, float *db, float *dV, const float *X, const float *W, int B,
+                        int I, int O, const opt_fuse *fuse, int lo, int hi, int bias)
+{
+    lin_job j = back_job(NULL, dW, db, dV, X, W, B, I, O, fuse);
+    cols_part(&j, lo, hi, bias);
+}
+
 void linear_backward(int threads, float *dX, float *dW, float *db, float *dV,
                      const float *X, const float *W, int B, int I, int O, const opt_fuse *fuse)
 {
     lin_job j = back_job(dX, dW, db, dV, X, W, B, I, O, fuse);
     int n = chunks_for(threads, (double)B * I * O, O <= KERNEL_MAX_O);
     if (n == 1 && O > KERNEL_MAX_O) {
-        /* One share, OpenBLAS free to use the threads the caller allowed; dX first, from the
-         * W before a fused update. */
+        /* One share, OpenBLAS free to use the threads the caller allowed for dX, first, from
+         * the W before a fused update; the weight gradient as every share computes it (one
+         * share means a product too small to split, or one thread) */
         if (dX)
             gemm(threads, 0, 0, B, I, O, 1.0f, dV, O, W, I, 0.0f, dX, I);
-        if (fuse) {
-            weight_part(&j, 0, 1);
-            return;
-        }
-        gemm(threads, 1, 0, O, I, B, 1.0f, dV, O, X, I, 0.0f, dW, I);
-        bias_grad(&j, 0, O);
+        weight_part(&j, 0, 1);
         return;
     }
     if (fuse && dX) {
