@@ -224,8 +224,8 @@ def render_md(run, judged, svg_name):
           f"| OpenBLAS | {blas.get('config')}; core `{blas.get('corename')}`; "
           f"OPENBLAS_CORETYPE {blas.get('OPENBLAS_CORETYPE')}; OPENBLAS_NUM_THREADS "
           f"{blas.get('OPENBLAS_NUM_THREADS')} |",
-          f"| backprop's kernels | `{h.get('kernel_set', 'unknown')}` (small outputs and the gather, "
-          f"chosen at run time) |",
+          f"| backprop's kernels | `{h.get('kernel_set', 'unknown')}` (its own kernel set, chosen "
+          f"at run time; README \"Threads\" lists the products it does) |",
           f"| compiler | {b.get('compiler')}; buildtype {b.get('buildtype')}, "
           f"-O{b.get('optimization')}, c_args {b.get('c_args')}, sanitize {b.get('sanitize')} |",
           f"| load average (1, 5, 15 min) | before {fmt_load(lb)}, after {fmt_load(la)} |",
